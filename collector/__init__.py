@@ -1,0 +1,1 @@
+"""Collector: OTLP receivers (gRPC and HTTP) that decode requests into span batches."""

@@ -1,0 +1,1 @@
+"""Generated Python code of the .proto files Spanlake owns."""

@@ -1,0 +1,1 @@
+"""Query: trace assembly, adjusters, analysis and the HTTP/gRPC APIs."""

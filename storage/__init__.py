@@ -1,0 +1,1 @@
+"""Storage: the Store contracts and their backends (DuckLake, memory)."""
