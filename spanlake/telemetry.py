@@ -1,0 +1,83 @@
+"""Spanlake's own metrics (Prometheus): what the receivers accepted and rejected, and how fast.
+
+With ``--workers N`` the receiver processes share their counters through prometheus_client's
+multiprocess mode: the serve command sets ``PROMETHEUS_MULTIPROC_DIR`` before this module is
+imported, and :func:`render` merges every process's values.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+SPANS_RECEIVED = Counter(
+    "spanlake_receiver_spans_received", "Spans in export requests that decoded.", ["protocol"]
+)
+SPANS_ACCEPTED = Counter(
+    "spanlake_receiver_spans_accepted", "Spans committed to the store.", ["protocol"]
+)
+SPANS_REJECTED = Counter(
+    "spanlake_receiver_spans_rejected",
+    "Spans not stored, by reason (invalid, queue_full, too_large, undecodable, store_error, unavailable).",
+    ["protocol", "reason"],
+)
+REQUESTS = Counter(
+    "spanlake_receiver_requests", "Export requests by signal and outcome (ok, partial, error code).",
+    ["protocol", "signal", "outcome"],
+)
+REQUEST_SECONDS = Histogram(
+    "spanlake_receiver_request_duration_seconds",
+    "Export request latency from receipt to response (includes waiting for the commit).",
+    ["protocol"],
+    buckets=LATENCY_BUCKETS,
+)
+COMMIT_SECONDS = Histogram(
+    "spanlake_storage_commit_duration_seconds",
+    "Time one group commit took in the store.",
+    buckets=LATENCY_BUCKETS,
+)
+COMMIT_SPANS = Counter("spanlake_storage_committed_spans", "Spans written by group commits.")
+
+
+class StoreStatsCollector(Collector):
+    """Gauges read from the store at scrape time (queue depth, size on disk)."""
+
+    def __init__(self, stats: Callable[[], object]) -> None:
+        self._stats = stats
+
+    def collect(self):  # type: ignore[override]
+        s = self._stats()
+        queue = GaugeMetricFamily("spanlake_write_queue_spans", "Spans waiting for the next commit in this process.")
+        queue.add_metric([], float(getattr(s, "queue_depth_spans", 0)))
+        size = GaugeMetricFamily("spanlake_store_size_bytes", "Bytes the store occupies on disk.")
+        size.add_metric([], float(getattr(s, "size_on_disk_bytes", 0)))
+        yield queue
+        yield size
+
+
+def build_registry(store_stats: Callable[[], object] | None = None) -> CollectorRegistry:
+    """The registry ``/metrics`` renders: this process's metrics, or all processes' in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        from prometheus_client import REGISTRY
+
+        registry = CollectorRegistry()
+        for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - re-expose the defaults
+            registry.register(collector)
+    if store_stats is not None:
+        registry.register(StoreStatsCollector(store_stats))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
