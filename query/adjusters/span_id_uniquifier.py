@@ -1,0 +1,58 @@
+"""Give server spans that share their span id with a client span a new id (Zipkin-style RPCs).
+
+Zipkin clients reuse one span id for both sides of a call. Following Jaeger's
+``DeduplicateClientServerSpanIDs``: every server-kind span whose id is also used by a client-kind
+span gets the smallest span id not used anywhere in the trace, becomes a child of the shared id
+(the client span), and spans that named the shared id as their parent now point at the server
+span.
+"""
+
+from __future__ import annotations
+
+from spanlake.model import SPAN_KIND_NUMBERS
+
+from .base import AdjusterInput, copy_span
+
+_SERVER = SPAN_KIND_NUMBERS["server"]
+_CLIENT = SPAN_KIND_NUMBERS["client"]
+_MAX_ID = (1 << 64) - 1
+TOO_MANY_SPANS = "cannot assign unique span ID, too many spans in the trace"
+
+
+def deduplicate_client_server_span_ids(trace: AdjusterInput) -> AdjusterInput:
+    has_client: dict[bytes, bool] = {}
+    for s in trace.spans:
+        has_client[s.span_id] = has_client.get(s.span_id, False) or s.kind == _CLIENT
+    if not any(has_client.values()):
+        return trace
+
+    spans = list(trace.spans)
+    warnings = [list(w) for w in trace.span_warnings]
+    used = {int.from_bytes(sid, "big") for sid in has_client if len(sid) == 8}
+    next_id = 0
+    old_to_new: dict[bytes, bytes] = {}
+    for i, s in enumerate(spans):
+        if s.kind != _SERVER or not has_client.get(s.span_id):
+            continue
+        next_id += 1
+        while next_id in used and next_id <= _MAX_ID:
+            next_id += 1
+        if next_id > _MAX_ID:
+            warnings[i].append(TOO_MANY_SPANS)
+            continue
+        used.add(next_id)
+        new_id = next_id.to_bytes(8, "big")
+        old_to_new[s.span_id] = new_id
+        s = copy_span(s)
+        s.parent_span_id = s.span_id  # the previously shared id is the new parent
+        s.span_id = new_id
+        spans[i] = s
+
+    if old_to_new:
+        for i, s in enumerate(spans):
+            new_parent = old_to_new.get(s.parent_span_id)
+            if new_parent is not None and s.span_id != new_parent:
+                s = copy_span(s)
+                s.parent_span_id = new_parent
+                spans[i] = s
+    return AdjusterInput(spans, warnings, list(trace.warnings))
