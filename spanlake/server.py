@@ -133,6 +133,10 @@ async def _serve_main(config: Config) -> int:
     qsock = _bind_tcp(qhost, qport, reuse_port=False)
     query_port = qsock.getsockname()[1]
     app = create_app(config, store, readiness)
+    from spanlake.query.grpc_api import start_query_grpc
+
+    qghost, qgport = parse_host_port(config.query.query_grpc)
+    query_grpc, query_grpc_port = await start_query_grpc(qghost, qgport, app.state.query_service)
     query_server = _Uvicorn(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
     query_task = asyncio.create_task(query_server.serve(sockets=[qsock]))
     while not query_server.started:
@@ -145,6 +149,7 @@ async def _serve_main(config: Config) -> int:
         "otlp-grpc": _display(parse_host_port(config.collector.otlp_grpc)[0], receivers.grpc_port),
         "otlp-http": _display(parse_host_port(config.collector.otlp_http)[0], receivers.http_port),
         "http": _display(qhost, query_port),
+        "query-grpc": _display(qghost, query_grpc_port),
     }
     workers = _start_workers(config, receivers.grpc_port, receivers.http_port)
     for name, addr in addresses.items():
@@ -176,6 +181,7 @@ async def _serve_main(config: Config) -> int:
     query_server.should_exit = True
     with contextlib.suppress(Exception):
         await asyncio.wait_for(query_task, 10)
+    await query_grpc.stop(5)
     await asyncio.to_thread(store.close)
     log.info("stopped")
     return 0

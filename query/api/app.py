@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import threading
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from spanlake import telemetry
 from spanlake.config import Config
-from spanlake.query.api import health
+from spanlake.config import parse_duration_ns
+from spanlake.query.api import health, jaeger_legacy, jaeger_v3, spanlake_v1
+from spanlake.query.service import QueryService
 from spanlake.storage.api import Store
+from spanlake.ui.mount import mount_ui
 
 
 def create_app(config: Config, store: Store, readiness: threading.Event | None = None) -> FastAPI:
@@ -30,5 +33,18 @@ def create_app(config: Config, store: Store, readiness: threading.Event | None =
         readiness.set()
     app.state.readiness = readiness
     app.state.metrics_registry = telemetry.build_registry(store.stats)
+    app.state.query_service = QueryService(store, parse_duration_ns(config.query.max_clock_skew_adjustment))
     app.include_router(health.router)
+    app.include_router(jaeger_v3.router)  # before /api: /api/v3/... must not match /api/{...}
+    app.include_router(jaeger_legacy.router)
+    app.include_router(spanlake_v1.router)
+
+    @app.exception_handler(jaeger_legacy.JaegerAPIError)
+    async def _jaeger_error(request: Request, exc: jaeger_legacy.JaegerAPIError):
+        return jaeger_legacy.error_response(request, exc)
+
+    @app.exception_handler(jaeger_v3.V3APIError)
+    async def _v3_error(request: Request, exc: jaeger_v3.V3APIError):
+        return jaeger_v3.error_response(exc)
+    mount_ui(app)  # last: after every router
     return app
