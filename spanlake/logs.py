@@ -22,7 +22,7 @@ class JsonLineFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
+            if key not in _RESERVED and not key.startswith("_") and key != "color_message":
                 doc[key] = value
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
