@@ -231,6 +231,14 @@ class BatchBuilder:
         )
 
 
+def simple_trace(label: str, start_ns: int, n: int, service: str) -> BatchBuilder:
+    """One trace of ``n`` spans 1 ms apart: a root and its children."""
+    b = BatchBuilder()
+    for i in range(n):
+        b.span(tid(label), sid(i + 1), sid(1) if i else None, name=f"{label}-{i}", start_ns=start_ns + i * MS, service=service)
+    return b
+
+
 # ---------------------------------------------------------------------------------------------
 # Realistic batches for measurements and load (random ids, ~8 attributes, some events/links)
 # ---------------------------------------------------------------------------------------------

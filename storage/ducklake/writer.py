@@ -1,0 +1,263 @@
+"""The write path: one thread group-commits queued span batches into DuckLake.
+
+``write_spans`` only queues (bounded by spans, so memory stays bounded under overload) and
+returns a future; the writer thread takes everything queued after at most
+``commit_interval_ms`` (or at once when ``commit_max_spans`` are waiting), concatenates it and
+commits it in one DuckLake transaction: one INSERT per table from Arrow tables registered with
+DuckDB. The futures of a commit resolve together, after the catalog commit, so an acknowledged
+batch is in closed Parquet files referenced by a committed snapshot in the catalog
+and survives ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+import duckdb
+import pyarrow as pa
+
+from spanlake.model import RESOURCE_SCHEMA, SCOPE_SCHEMA, SPAN_SCHEMA, SpanBatch
+from spanlake.storage.api import StoreClosed, StoreError, WriteQueueFull
+from spanlake.storage.ducklake import search_sql
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Messages of errors that a new attempt can get past: DuckLake snapshot conflicts (after its
+# own retries are exhausted), SQLite lock timeouts, PostgreSQL serialisation failures.
+_RETRYABLE = (
+    "conflict",
+    "retry",
+    "database is locked",
+    "database is busy",
+    "could not serialize",
+    "deadlock",
+    "duplicate key",
+    "primary key",
+)
+
+
+def check_batch(batch: SpanBatch) -> None:
+    """Refuse a batch whose tables lack columns of the model, before it can fail a whole commit
+    group (types are cast by the INSERT; names must all be there)."""
+    for table, schema in ((batch.spans, SPAN_SCHEMA), (batch.resources, RESOURCE_SCHEMA), (batch.scopes, SCOPE_SCHEMA)):
+        if table.schema.names != schema.names:
+            missing = set(schema.names) - set(table.schema.names)
+            raise ValueError(f"batch columns differ from the model (missing: {sorted(missing)})")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.Error) and any(m in str(exc).lower() for m in _RETRYABLE)
+
+
+def run_transaction(
+    cur: duckdb.DuckDBPyConnection, body: Callable[[duckdb.DuckDBPyConnection], T], *, attempts: int = 12
+) -> T:
+    """Run ``body`` between BEGIN and COMMIT on ``cur``, again from the start on a conflict."""
+    delay = 0.01
+    for attempt in range(1, attempts + 1):
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            result = body(cur)
+            cur.execute("COMMIT")
+            return result
+        except Exception as exc:
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # the failed COMMIT already ended the transaction
+            if attempt == attempts or not is_retryable(exc):
+                raise
+            log.info("retrying a conflicting DuckLake transaction (attempt %d): %s", attempt, exc)
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+    raise AssertionError("unreachable")
+
+
+class SpanCommitter:
+    """Writes concatenated batches in one transaction; remembers which resources/scopes exist.
+
+    The known-id sets are per process: another process may insert the same resource too, and
+    readers tolerate such duplicate rows. Ids are only remembered after their commit succeeded.
+    """
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        self._cur = cur
+        self._known_resources: set[int] = set()
+        self._known_scopes: set[int] = set()
+
+    def commit(self, batch: SpanBatch) -> None:
+        resources, new_resources = _new_rows(batch.resources, "resource_id", self._known_resources)
+        scopes, new_scopes = _new_rows(batch.scopes, "scope_id", self._known_scopes)
+
+        def body(cur: duckdb.DuckDBPyConnection) -> None:
+            if batch.spans.num_rows:
+                cur.execute("INSERT INTO lake.spans BY NAME SELECT * FROM _batch_spans")
+                cur.execute(search_sql.insert_index_rows_sql("_batch_spans"))
+            if resources.num_rows:
+                cur.execute("INSERT INTO lake.resources BY NAME SELECT * FROM _batch_resources")
+            if scopes.num_rows:
+                cur.execute("INSERT INTO lake.scopes BY NAME SELECT * FROM _batch_scopes")
+
+        cur = self._cur
+        cur.register("_batch_spans", batch.spans)
+        cur.register("_batch_resources", resources)
+        cur.register("_batch_scopes", scopes)
+        try:
+            run_transaction(cur, body)
+        finally:
+            for name in ("_batch_spans", "_batch_resources", "_batch_scopes"):
+                cur.unregister(name)
+        self._known_resources.update(new_resources)
+        self._known_scopes.update(new_scopes)
+
+
+def _new_rows(table: pa.Table, id_col: str, known: set[int]) -> tuple[pa.Table, list[int]]:
+    """Rows of ids not yet known, one per id."""
+    seen: set[int] = set()
+    keep: list[int] = []
+    for i, rid in enumerate(table.column(id_col).to_pylist()):
+        if rid not in known and rid not in seen:
+            seen.add(rid)
+            keep.append(i)
+    if len(keep) == table.num_rows:
+        return table, list(seen)
+    return table.take(pa.array(keep, type=pa.int64())), list(seen)
+
+
+@dataclass
+class _Item:
+    batch: SpanBatch | None  # None: a flush barrier
+    future: "Future[None]"
+    spans: int
+    queued_at: float
+
+
+class GroupCommitWriter:
+    """A bounded queue and the one thread that drains it into ``commit_fn``."""
+
+    def __init__(
+        self,
+        commit_fn: Callable[[SpanBatch], None],
+        *,
+        max_queue_spans: int,
+        commit_interval_s: float,
+        commit_max_spans: int,
+        name: str = "spanlake-writer",
+    ) -> None:
+        self._commit_fn = commit_fn
+        self._max_queue_spans = max_queue_spans
+        self._interval = commit_interval_s
+        self._commit_max = commit_max_spans
+        self._cond = threading.Condition()
+        self._queue: deque[_Item] = deque()
+        self._queued_spans = 0
+        self._committing_spans = 0
+        self._closing = False
+        self.commits = 0
+        self.failed_commits = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def queue_depth(self) -> int:
+        """Spans accepted but not yet committed (queued or in the commit under way)."""
+        with self._cond:
+            return self._queued_spans + self._committing_spans
+
+    def submit(self, batch: SpanBatch) -> "Future[None]":
+        n = batch.num_spans
+        with self._cond:
+            if self._closing:
+                raise StoreClosed("the store is closed")
+            # A batch larger than the whole queue is still taken when the queue is empty,
+            # otherwise it could never be written.
+            if self._queued_spans and self._queued_spans + n > self._max_queue_spans:
+                raise WriteQueueFull(f"{self._queued_spans} spans queued; limit {self._max_queue_spans}")
+            fut: Future[None] = Future()
+            self._queue.append(_Item(batch, fut, n, time.monotonic()))
+            self._queued_spans += n
+            self._cond.notify_all()
+            return fut
+
+    def flush(self) -> None:
+        """Block until everything queued before this call is committed (or has failed)."""
+        with self._cond:
+            if self._closing and not self._thread.is_alive():
+                return
+            fut: Future[None] = Future()
+            self._queue.append(_Item(None, fut, 0, time.monotonic()))
+            self._cond.notify_all()
+        fut.result()
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the thread. Idempotent."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _take(self) -> list[_Item] | None:
+        """Wait for the next group to commit; None when closing with nothing left."""
+        with self._cond:
+            while True:
+                if self._queue:
+                    now = time.monotonic()
+                    due = self._queue[0].queued_at + self._interval
+                    barrier = any(item.batch is None for item in self._queue)
+                    if self._closing or barrier or self._queued_spans >= self._commit_max or now >= due:
+                        break
+                    self._cond.wait(due - now)
+                elif self._closing:
+                    return None
+                else:
+                    self._cond.wait()
+            items: list[_Item] = []
+            spans = 0
+            while self._queue:
+                item = self._queue[0]
+                if items and item.batch is not None and spans + item.spans > self._commit_max:
+                    break
+                self._queue.popleft()
+                items.append(item)
+                spans += item.spans
+                if item.batch is None:
+                    break  # everything before the barrier is in this group
+            self._queued_spans -= spans
+            self._committing_spans = spans
+            return items
+
+    def _run(self) -> None:
+        while True:
+            items = self._take()
+            if items is None:
+                return
+            batches = [item.batch for item in items if item.batch is not None]
+            error: BaseException | None = None
+            if batches:
+                try:
+                    self._commit_fn(SpanBatch.concat(batches))
+                    self.commits += 1
+                except BaseException as exc:  # every future of the group learns why
+                    self.failed_commits += 1
+                    log.exception("commit of %d spans failed", sum(b.num_spans for b in batches))
+                    if isinstance(exc, StoreError):
+                        error = exc
+                    else:
+                        error = StoreError(f"commit failed: {exc}")
+                        error.__cause__ = exc
+            with self._cond:
+                self._committing_spans = 0
+            for item in items:
+                if item.batch is None or error is None:
+                    item.future.set_result(None)
+                else:
+                    item.future.set_exception(error)

@@ -1,0 +1,2 @@
+SELECT DISTINCT name, kind FROM lake.spans WHERE service_name = ? AND kind = ? ORDER BY name, kind
+-- params: ["cart", 2]

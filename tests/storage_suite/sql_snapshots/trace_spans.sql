@@ -1,0 +1,4 @@
+SELECT * FROM lake.spans
+WHERE start_ns BETWEEN ? AND ? AND hex(trace_id) IN (?, ?)
+ORDER BY trace_id, start_ns
+-- params: [10, 20, "000102030405060708090A0B0C0D0E0F", "0F0E0D0C0B0A09080706050403020100"]
