@@ -8,14 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from spanlake.log_model import LogRecord
 from spanlake.model import Span
 from spanlake.query.adjusters.standard import adjust_trace
 from spanlake.storage.api import (
     DependencyLink,
     FoundTrace,
     GetTrace,
+    LogBucket,
+    LogPage,
+    LogQuery,
+    LogReader,
+    MetricReader,
     Operation,
+    SampleQuery,
+    SampleSeries,
     Store,
+    StoreError,
     TraceQuery,
     TraceSummary,
 )
@@ -75,3 +84,38 @@ class QueryService:
 
     def archive_trace(self, trace_id: bytes) -> bool:
         return self.store.archive_trace(trace_id)
+
+    # -- logs -------------------------------------------------------------------------------
+
+    def _log_reader(self) -> LogReader:
+        if not isinstance(self.store, LogReader):
+            raise StoreError("this store keeps no logs")
+        return self.store
+
+    def search_logs(self, query: LogQuery) -> LogPage:
+        return self._log_reader().search_logs(query)
+
+    def log_histogram(self, query: LogQuery, step_ns: int) -> list[LogBucket]:
+        """Counts per bucket; with a start and an end, every bucket of the range is there, the
+        empty ones as 0 (a zero count is an answer, which alerting on log volume needs)."""
+        found = self._log_reader().log_histogram(query, step_ns)
+        if query.start_ns is None or query.end_ns is None:
+            return found
+        counts = {b.start_ns: b.count for b in found}
+        return [LogBucket(t, counts.get(t, 0)) for t in range(query.start_ns, query.end_ns, step_ns)]
+
+    def trace_logs(self, trace_id: bytes) -> list[tuple[bytes, list[LogRecord]]]:
+        """Logs of a trace grouped by span id (b"" for records without one), groups in the order
+        of their first record, records oldest first."""
+        groups: dict[bytes, list[LogRecord]] = {}
+        for record in self._log_reader().logs_for_trace(trace_id):
+            groups.setdefault(record.span_id, []).append(record)
+        return list(groups.items())
+
+    # -- metric samples ---------------------------------------------------------------------
+
+    def query_samples(self, query: SampleQuery) -> list[SampleSeries]:
+        """Stored samples (OTLP metrics and the series derived from spans and logs)."""
+        if not isinstance(self.store, MetricReader):
+            raise StoreError("this store keeps no metric samples")
+        return self.store.query_samples(query)

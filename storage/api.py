@@ -16,10 +16,14 @@ The collector depends on :class:`SpanWriter` only; the query side on the reader 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from spanlake.log_model import LogBatch, LogRecord
+from spanlake.metrics_model import SampleBatch
 from spanlake.model import Span, SpanBatch
 
 
@@ -195,4 +199,211 @@ class Store(SpanWriter, TraceReader, DependencyReader, Protocol):
 
     def close(self) -> None:
         """Commit what is queued, then release every resource. Idempotent."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Logs
+# ---------------------------------------------------------------------------------------------
+
+
+class InvalidLogQuery(ValueError):
+    """A :class:`LogQuery` the store cannot run (a regular expression it cannot compile);
+    ``field`` names the offending field. Callers answer 400."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """Log search parameters; every given condition must hold on the record.
+
+    * ``start_ns`` (inclusive) and ``end_ns`` (exclusive) apply to the record time (its time,
+      or its observed time when it had none);
+    * ``service_name`` is the resource's ``service.name``; ``min_severity`` a severity number
+      (records of a higher or equal number match; 0 is unspecified);
+    * ``body_contains`` matches the body text case-insensitively; ``body_regex`` is a regular
+      expression (RE2 syntax) that must match somewhere in the body text. The body text of a
+      non-string body is its string form (JSON for arrays and maps);
+    * ``attributes`` maps a key to the string form of its value, as in :class:`TraceQuery`: a
+      plain key matches record, scope or resource attributes, ``resource.<key>`` the resource
+      only, ``scope.name``/``scope.version`` the scope, ``event.name`` the event name;
+    * ``trace_id`` / ``span_id`` select correlated records.
+
+    Records come back newest first (time, then ``log_id``, both descending), at most ``limit``;
+    ``cursor`` is the ``next_cursor`` of the previous page of the same query.
+    """
+
+    start_ns: int | None = None
+    end_ns: int | None = None
+    service_name: str | None = None
+    min_severity: int | None = None
+    body_contains: str | None = None
+    body_regex: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+    trace_id: bytes | None = None
+    span_id: bytes | None = None
+    limit: int = 100
+    cursor: str | None = None
+
+
+@dataclass
+class LogPage:
+    """One page of a log search; ``next_cursor`` is None when no record is left."""
+
+    records: list[LogRecord]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class LogBucket:
+    """Records in ``[start_ns, start_ns + step)`` of a histogram."""
+
+    start_ns: int
+    count: int
+
+
+def encode_log_cursor(time_ns: int, log_id: int) -> str:
+    """The opaque cursor that continues a search after the record (time_ns, log_id)."""
+    return base64.urlsafe_b64encode(f"{time_ns}:{log_id}".encode("ascii")).decode("ascii").rstrip("=")
+
+
+def decode_log_cursor(cursor: str) -> tuple[int, int]:
+    """(time_ns, log_id) of a cursor; ValueError when it is not one."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        time_text, log_text = text.split(":")
+        time_ns, log_id = int(time_text), int(log_text)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise ValueError(f"malformed cursor {cursor[:40]!r}") from None
+    if not 0 <= log_id < 2**64:
+        raise ValueError(f"malformed cursor {cursor[:40]!r}")
+    return time_ns, log_id
+
+
+@runtime_checkable
+class LogWriter(Protocol):
+    def write_logs(self, batch: LogBatch) -> "Future[None]":
+        """Queue a batch of log records; the future resolves once it is durably committed.
+
+        The same queue and commits as :meth:`SpanWriter.write_spans` (one transaction may hold
+        spans and logs), with the same errors. Log records are stored as sent, duplicates
+        included. ``apply_retention(cutoff_ns)`` also deletes records whose time is before the
+        cutoff, except those of archived traces.
+        """
+        ...
+
+
+@runtime_checkable
+class LogReader(Protocol):
+    def search_logs(self, query: LogQuery) -> LogPage:
+        """Records matching ``query``, newest first; raises :class:`InvalidLogQuery` for a
+        regular expression the store cannot compile."""
+        ...
+
+    def log_histogram(self, query: LogQuery, step_ns: int) -> list[LogBucket]:
+        """Counts of the records matching ``query`` (``limit`` and ``cursor`` ignored) per
+        ``step_ns`` bucket, buckets starting at ``query.start_ns + k * step_ns`` (at multiples
+        of ``step_ns`` when there is no start). Only non-empty buckets, in time order."""
+        ...
+
+    def logs_for_trace(self, trace_id: bytes) -> list[LogRecord]:
+        """Every record correlated with the trace, oldest first (time, then ``log_id``)."""
+        ...
+
+
+@runtime_checkable
+class LogStore(Store, LogWriter, LogReader, Protocol):
+    """A store that keeps logs as well as spans."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Metric samples
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelMatcher:
+    """A Prometheus label matcher: ``op`` is ``=``, ``!=``, ``=~`` or ``!~``.
+
+    As in Prometheus, a missing label matches as the empty string, and regular expressions are
+    anchored at both ends (RE2 syntax; keep to the subset Python's ``re`` shares with it).
+    """
+
+    name: str
+    op: str
+    value: str
+
+
+@dataclass(frozen=True)
+class SampleQuery:
+    """Samples of the series of ``metrics`` whose labels satisfy every matcher, in
+    ``[start_ns, end_ns)``, combined per step ``[start_ns + k * step_ns, start_ns + (k+1) * step_ns)``
+    as their kind says (see :mod:`spanlake.metrics_model`: sums of deltas, latest of the rest).
+    ``exemplars`` also returns the exemplars of each step (the latest one per bucket)."""
+
+    metrics: tuple[str, ...]
+    start_ns: int
+    end_ns: int
+    step_ns: int
+    matchers: tuple[LabelMatcher, ...] = ()
+    exemplars: bool = False
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    bucket: int  # histogram bucket index, -1 for a counter or gauge
+    value: float
+    time_ns: int
+    trace_id: str  # lowercase hex, "" when unknown
+    span_id: str
+
+
+@dataclass
+class SampleSeries:
+    """One series of a :class:`SampleQuery` result, as parallel per-step lists.
+
+    ``times_ns[i]`` is the start of the step, ``last_ns[i]`` the time of its latest row.
+    ``values`` are sums (delta kinds) or the latest value; for histograms ``values`` are the
+    sums of observations, ``counts`` their counts, ``buckets`` per-bucket counts (not
+    cumulative) over ``bounds``. ``start_ns`` is the start of a cumulative series at each step.
+    Only steps that have rows appear. Results belong to the caller.
+    """
+
+    metric: str
+    labels: dict[str, str]
+    kind: str
+    monotonic: bool
+    times_ns: list[int] = field(default_factory=list)
+    last_ns: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    start_ns: list[int] = field(default_factory=list)
+    counts: list[float] | None = None
+    bounds: list[list[float]] | None = None
+    buckets: list[list[float]] | None = None
+    exemplars: list[list[Exemplar]] | None = None
+
+
+class InvalidSampleQuery(ValueError):
+    """A :class:`SampleQuery` the store cannot run (bad matcher op, bad regex, bad step)."""
+
+
+@runtime_checkable
+class MetricWriter(Protocol):
+    def write_samples(self, batch: SampleBatch) -> "Future[None]":
+        """Queue metric samples; the future resolves once they are durably committed.
+
+        Same errors as :meth:`SpanWriter.write_spans`. Rows are stored as sent: two rows of one
+        series at one time both count (delta rows of several processes add up).
+        """
+        ...
+
+
+@runtime_checkable
+class MetricReader(Protocol):
+    def query_samples(self, query: SampleQuery) -> list[SampleSeries]:
+        """Series matching ``query``, sorted by metric then labels; raises
+        :class:`InvalidSampleQuery` for a query the store cannot run."""
         ...

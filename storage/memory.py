@@ -8,24 +8,36 @@ and passes the same storage suite as DuckLake; ``serve`` never falls back to it.
 from __future__ import annotations
 
 import copy
+import re
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from spanlake.log_model import LogBatch, LogRecord, logs_from_arrow
+from spanlake.metrics_model import SampleBatch
 from spanlake.model import SPAN_KIND_NUMBERS, Span, SpanBatch, spans_from_arrow, string_form
 from spanlake.storage.api import (
     Capabilities,
     DependencyLink,
     FoundTrace,
     GetTrace,
+    InvalidLogQuery,
+    LogBucket,
+    LogPage,
+    LogQuery,
     Operation,
+    SampleQuery,
+    SampleSeries,
     ServiceSpanCount,
     StoreClosed,
     StoreStats,
     TraceQuery,
     TraceSummary,
+    decode_log_cursor,
+    encode_log_cursor,
 )
+from spanlake.storage.memory_samples import MemorySamples
 
 _STATUS_NUMBERS = {"unset": 0, "ok": 1, "error": 2}
 
@@ -45,8 +57,10 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._traces: dict[bytes, list[_Stored]] = {}
         self._archived: set[bytes] = set()
+        self._logs: list[_StoredLog] = []
         self._closed = False
         self._commits = 0
+        self._samples = MemorySamples()
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -57,6 +71,17 @@ class MemoryStore:
             self._check_open()
             for span, service in zip(spans, services):
                 self._traces.setdefault(span.trace_id, []).append(_Stored(span, service or ""))
+            self._commits += 1
+        fut: Future[None] = Future()
+        fut.set_result(None)
+        return fut
+
+    def write_logs(self, batch: LogBatch) -> "Future[None]":
+        records = logs_from_arrow(batch.logs, batch.resources, batch.scopes)
+        services = batch.logs.column("service_name").to_pylist()
+        with self._lock:
+            self._check_open()
+            self._logs.extend(_StoredLog(r, s or "") for r, s in zip(records, services))
             self._commits += 1
         fut: Future[None] = Future()
         fut.set_result(None)
@@ -135,6 +160,53 @@ class MemoryStore:
                             acc[1] += c.status_code == 2
         return [DependencyLink(p, c, n, e) for (p, c), (n, e) in sorted(counts.items())]
 
+    # -- logs -------------------------------------------------------------------------------
+
+    def _matching_logs(self, q: LogQuery) -> list[_StoredLog]:
+        regex = None
+        if q.body_regex is not None:
+            try:
+                regex = re.compile(q.body_regex)
+            except re.error as e:
+                raise InvalidLogQuery("body_regex", f"invalid regular expression: {e}") from None
+        with self._lock:
+            self._check_open()
+            return [s for s in self._logs if _log_matches(s, q, regex)]
+
+    def search_logs(self, query: LogQuery) -> LogPage:
+        after = None
+        if query.cursor:
+            try:
+                after = decode_log_cursor(query.cursor)
+            except ValueError as e:
+                raise InvalidLogQuery("cursor", str(e)) from None
+        hits = sorted(self._matching_logs(query), key=_log_order, reverse=True)
+        if after is not None:
+            hits = [s for s in hits if _log_order(s) < after]
+        limit = max(0, query.limit)
+        page = [copy.deepcopy(s.record) for s in hits[:limit]]
+        more = len(hits) > limit and limit > 0
+        return LogPage(page, encode_log_cursor(page[-1].time_ns, page[-1].log_id) if more else None)
+
+    def log_histogram(self, query: LogQuery, step_ns: int) -> list[LogBucket]:
+        if step_ns <= 0:
+            raise InvalidLogQuery("step_ns", "the histogram step must be positive")
+        origin = query.start_ns or 0
+        counts: dict[int, int] = {}
+        for s in self._matching_logs(query):
+            t = s.record.time_ns
+            bucket = t - (t - origin) % step_ns
+            counts[bucket] = counts.get(bucket, 0) + 1
+        return [LogBucket(b, n) for b, n in sorted(counts.items())]
+
+    def logs_for_trace(self, trace_id: bytes) -> list[LogRecord]:
+        if not trace_id:
+            return []
+        with self._lock:
+            self._check_open()
+            found = [s for s in self._logs if s.record.trace_id == trace_id]
+        return [copy.deepcopy(s.record) for s in sorted(found, key=_log_order)]
+
     # -- archive and retention --------------------------------------------------------------
 
     def archive_trace(self, trace_id: bytes) -> bool:
@@ -158,7 +230,18 @@ class MemoryStore:
                     self._traces[tid] = kept
                 else:
                     del self._traces[tid]
+            self._logs = [
+                s for s in self._logs if s.record.time_ns >= cutoff_ns or s.record.trace_id in self._archived
+            ]
         return deleted
+
+    # -- metric samples ---------------------------------------------------------------------
+
+    def write_samples(self, batch: SampleBatch) -> "Future[None]":
+        return self._samples.write(batch)
+
+    def query_samples(self, query: SampleQuery) -> list[SampleSeries]:
+        return self._samples.query(query)
 
     # -- stats and close --------------------------------------------------------------------
 
@@ -168,6 +251,50 @@ class MemoryStore:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+        self._samples.close()
+
+
+@dataclass
+class _StoredLog:
+    record: LogRecord
+    service: str  # the row's service_name column, which searches use
+
+
+def _log_order(s: _StoredLog) -> tuple[int, int]:
+    return s.record.time_ns, s.record.log_id
+
+
+def _log_matches(stored: _StoredLog, q: LogQuery, regex: re.Pattern[str] | None) -> bool:
+    r = stored.record
+    if q.start_ns is not None and r.time_ns < q.start_ns:
+        return False
+    if q.end_ns is not None and r.time_ns >= q.end_ns:
+        return False
+    if q.service_name is not None and stored.service != q.service_name:
+        return False
+    if q.min_severity is not None and r.severity_number < q.min_severity:
+        return False
+    if q.trace_id is not None and r.trace_id != q.trace_id:
+        return False
+    if q.span_id is not None and r.span_id != q.span_id:
+        return False
+    if q.body_contains and q.body_contains.lower() not in r.body_text.lower():
+        return False
+    if regex is not None and not regex.search(r.body_text):
+        return False
+    return all(_log_attribute_matches(r, key, text) for key, text in q.attributes)
+
+
+def _log_attribute_matches(r: LogRecord, key: str, text: str) -> bool:
+    if key == "scope.name":
+        return r.scope.name == text
+    if key == "scope.version":
+        return r.scope.version == text
+    if key == "event.name":
+        return r.event_name == text
+    if key.startswith("resource.") and len(key) > len("resource."):
+        return _has(r.resource.attributes, key[len("resource.") :], text)
+    return _has(r.attributes, key, text) or _has(r.scope.attributes, key, text) or _has(r.resource.attributes, key, text)
 
 
 def _summarise(trace_id: bytes, spans: list[_Stored]) -> TraceSummary:

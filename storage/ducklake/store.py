@@ -2,8 +2,9 @@
 
 The store owns one in-memory DuckDB instance with the lake attached as ``lake``:
 
-* one writer thread group-commits span batches (``writer.py``);
-* readers use one cursor per thread (``reader.py``), so a threadpool reads while it writes;
+* one writer thread group-commits span and log batches (``writer.py``);
+* readers use one cursor per thread (``reader.py``; logs: ``logs_reader.py``), so a threadpool
+  reads while it writes;
 * a maintenance thread compacts (and applies retention when configured) every
   ``maintenance_interval_s``.
 
@@ -33,33 +34,44 @@ from typing import Any
 
 import duckdb
 
+from spanlake.log_model import LogBatch, LogRecord
+from spanlake.metrics_model import SampleBatch
 from spanlake.model import Span, SpanBatch, string_form
 from spanlake.storage.api import (
     Capabilities,
     DependencyLink,
     FoundTrace,
     GetTrace,
+    LogBucket,
+    LogPage,
+    LogQuery,
     Operation,
+    SampleQuery,
+    SampleSeries,
     StoreClosed,
     StoreError,
     StoreStats,
     TraceQuery,
     TraceSummary,
 )
-from spanlake.storage.ducklake import search_sql
+from spanlake.storage.ducklake import logs_sql, samples, search_sql
 from spanlake.storage.ducklake.extensions import connect
+from spanlake.storage.ducklake.logs_reader import LogsReader
 from spanlake.storage.ducklake.reader import LakeReader
 from spanlake.storage.ducklake.writer import (
     GroupCommitWriter,
     SpanCommitter,
+    WriteGroup,
+    batch_rows,
     check_batch,
+    check_log_batch,
     is_retryable,
     run_transaction,
 )
 
 log = logging.getLogger(__name__)
 
-TABLES = ("spans", "resources", "scopes", "trace_index", "archived_traces")
+TABLES = ("spans", "resources", "scopes", "trace_index", "archived_traces", "logs", "log_trace_index")
 
 # Orphaned files (written by a commit that failed, or by one still running in another process)
 # are only removed once this old.
@@ -132,6 +144,7 @@ class DuckLakeStore:
             self._con.close()
             raise
         self._reader = LakeReader(self._cursor)
+        self._logs_reader = LogsReader(self._cursor)
         self._writer: GroupCommitWriter | None = None
         if not options.read_only:
             committer = SpanCommitter(self._new_cursor())
@@ -140,6 +153,8 @@ class DuckLakeStore:
                 max_queue_spans=options.max_queue_spans,
                 commit_interval_s=options.commit_interval_ms / 1000.0,
                 commit_max_spans=options.commit_max_spans,
+                combine=WriteGroup.of,
+                size=batch_rows,
             )
         self._stop = threading.Event()
         self._maintenance: threading.Thread | None = None
@@ -217,6 +232,14 @@ class DuckLakeStore:
         check_batch(batch)
         return self._writer.submit(batch)
 
+    def write_logs(self, batch: LogBatch) -> "Future[None]":
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        if self._writer is None:
+            raise StoreError("the store is read-only")
+        check_log_batch(batch)
+        return self._writer.submit(batch)
+
     def flush(self) -> None:
         if self._writer is not None and not self._closed:
             self._writer.flush()
@@ -244,6 +267,15 @@ class DuckLakeStore:
     def get_dependencies(self, start_ns: int, end_ns: int) -> list[DependencyLink]:
         return self._read(self._reader.get_dependencies, start_ns, end_ns)
 
+    def search_logs(self, query: LogQuery) -> LogPage:
+        return self._read(self._logs_reader.search_logs, query)
+
+    def log_histogram(self, query: LogQuery, step_ns: int) -> list[LogBucket]:
+        return self._read(self._logs_reader.log_histogram, query, step_ns)
+
+    def logs_for_trace(self, trace_id: bytes) -> list[LogRecord]:
+        return self._read(self._logs_reader.logs_for_trace, trace_id)
+
     def _read(self, fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)
@@ -261,8 +293,9 @@ class DuckLakeStore:
         return True
 
     def apply_retention(self, cutoff_ns: int) -> int:
-        """Delete spans that started before ``cutoff_ns`` (archived traces kept), fix the trace
-        index of traces cut in two, then rewrite, expire and clean up so the files go away."""
+        """Delete spans that started before ``cutoff_ns`` and older log records (archived
+        traces kept), fix the trace index of traces cut in two, then rewrite, expire and clean
+        up so the files go away. Returns the number of spans deleted."""
 
         def body(cur: duckdb.DuckDBPyConnection) -> int:
             straddling = cur.execute(*search_sql.straddling_traces_sql(cutoff_ns)).to_arrow_table()
@@ -272,6 +305,8 @@ class DuckLakeStore:
                 cur.execute(*search_sql.delete_index_rows_sql(cutoff_ns, "_straddling"))
                 if straddling.num_rows:
                     cur.execute(*search_sql.rebuild_index_rows_sql(cutoff_ns, "_straddling"))
+                cur.execute(*logs_sql.delete_logs_sql(cutoff_ns))
+                cur.execute(*logs_sql.delete_log_index_rows_sql(cutoff_ns))
             finally:
                 cur.unregister("_straddling")
             return int(deleted)
@@ -352,6 +387,31 @@ class DuckLakeStore:
             except Exception:
                 log.exception("DuckLake maintenance failed; will try again in %.0f s", interval)
 
+    # -- metric samples (samples.py) -------------------------------------------------------
+
+    def write_samples(self, batch: SampleBatch) -> "Future[None]":
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        return self._sample_lake().write(batch)
+
+    def query_samples(self, query: SampleQuery) -> list[SampleSeries]:
+        return self._read(lambda: self._sample_lake().query(query))
+
+    def rollup_samples(self, now_ns: int | None = None) -> None:
+        """Roll up closed 5-minute windows now (maintenance does it every minute)."""
+        self._read(lambda: self._sample_lake().rollup(now_ns))
+
+    def _sample_lake(self) -> samples.SampleLake:
+        lake = self.__dict__.get("_samples")
+        if lake is None:
+            with samples.INIT_LOCK:
+                lake = self.__dict__.get("_samples")
+                if lake is None:
+                    write_cursor = None if self._writer is None else self._new_cursor()
+                    rollups = self._writer is not None and self.options.maintenance_interval_s > 0
+                    lake = self._samples = samples.SampleLake(self._cursor, write_cursor, rollup_enabled=rollups)
+        return lake
+
     # -- stats and close --------------------------------------------------------------------
 
     def stats(self) -> StoreStats:
@@ -382,6 +442,8 @@ class DuckLakeStore:
     def _close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+        if self.__dict__.get("_samples") is not None:
+            self._samples.close()
         self._stop.set()
         if self._maintenance is not None:
             self._maintenance.join()

@@ -1,12 +1,12 @@
-"""The write path: one thread group-commits queued span batches into DuckLake.
+"""The write path: one thread group-commits queued span and log batches into DuckLake.
 
-``write_spans`` only queues (bounded by spans, so memory stays bounded under overload) and
-returns a future; the writer thread takes everything queued after at most
-``commit_interval_ms`` (or at once when ``commit_max_spans`` are waiting), concatenates it and
-commits it in one DuckLake transaction: one INSERT per table from Arrow tables registered with
-DuckDB. The futures of a commit resolve together, after the catalog commit, so an acknowledged
-batch is in closed Parquet files referenced by a committed snapshot in the catalog
-and survives ``kill -9``.
+``write_spans`` and ``write_logs`` only queue (bounded by rows, spans and log records alike, so
+memory stays bounded under overload) and return a future; the writer thread takes everything
+queued after at most ``commit_interval_ms`` (or at once when ``commit_max_spans`` rows are
+waiting), concatenates it per kind (a :class:`WriteGroup`) and commits it in one DuckLake
+transaction: one INSERT per table from Arrow tables registered with DuckDB. The futures of a
+commit resolve together, after the catalog commit, so an acknowledged batch is in closed
+Parquet files referenced by a committed snapshot in the catalog and survives ``kill -9``.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import duckdb
 import pyarrow as pa
 
+from spanlake.log_model import LOG_SCHEMA, LogBatch
 from spanlake.model import RESOURCE_SCHEMA, SCOPE_SCHEMA, SPAN_SCHEMA, SpanBatch
 from spanlake.storage.api import StoreClosed, StoreError, WriteQueueFull
-from spanlake.storage.ducklake import search_sql
+from spanlake.storage.ducklake import logs_sql, search_sql
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,36 @@ def check_batch(batch: SpanBatch) -> None:
         if table.schema.names != schema.names:
             missing = set(schema.names) - set(table.schema.names)
             raise ValueError(f"batch columns differ from the model (missing: {sorted(missing)})")
+
+
+def check_log_batch(batch: LogBatch) -> None:
+    """:func:`check_batch` for log batches."""
+    for table, schema in ((batch.logs, LOG_SCHEMA), (batch.resources, RESOURCE_SCHEMA), (batch.scopes, SCOPE_SCHEMA)):
+        if table.schema.names != schema.names:
+            missing = set(schema.names) - set(table.schema.names)
+            raise ValueError(f"batch columns differ from the model (missing: {sorted(missing)})")
+
+
+@dataclass
+class WriteGroup:
+    """What one transaction commits: the queued span batches and log batches, concatenated."""
+
+    spans: SpanBatch
+    logs: LogBatch
+
+    @staticmethod
+    def of(batches: list[Any]) -> "WriteGroup":
+        spans = [b for b in batches if isinstance(b, SpanBatch)]
+        logs = [b for b in batches if isinstance(b, LogBatch)]
+        return WriteGroup(
+            SpanBatch.concat(spans) if spans else SpanBatch.empty(),
+            LogBatch.concat(logs) if logs else LogBatch.empty(),
+        )
+
+
+def batch_rows(batch: Any) -> int:
+    """Rows a queued batch counts for: its spans or its log records."""
+    return batch.num_logs if isinstance(batch, LogBatch) else batch.num_spans
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -83,7 +114,8 @@ def run_transaction(
 
 
 class SpanCommitter:
-    """Writes concatenated batches in one transaction; remembers which resources/scopes exist.
+    """Writes concatenated batches (spans, and logs riding in the same :class:`WriteGroup`) in
+    one transaction; remembers which resources/scopes exist (spans and logs share them).
 
     The known-id sets are per process: another process may insert the same resource too, and
     readers tolerate such duplicate rows. Ids are only remembered after their commit succeeded.
@@ -94,14 +126,24 @@ class SpanCommitter:
         self._known_resources: set[int] = set()
         self._known_scopes: set[int] = set()
 
-    def commit(self, batch: SpanBatch) -> None:
-        resources, new_resources = _new_rows(batch.resources, "resource_id", self._known_resources)
-        scopes, new_scopes = _new_rows(batch.scopes, "scope_id", self._known_scopes)
+    def commit(self, group: SpanBatch | WriteGroup) -> None:
+        if isinstance(group, SpanBatch):
+            group = WriteGroup(group, LogBatch.empty())
+        batch, logs = group.spans, group.logs
+        resource_rows, scope_rows = batch.resources, batch.scopes
+        if logs.num_logs:
+            resource_rows = pa.concat_tables([resource_rows, logs.resources])
+            scope_rows = pa.concat_tables([scope_rows, logs.scopes])
+        resources, new_resources = _new_rows(resource_rows, "resource_id", self._known_resources)
+        scopes, new_scopes = _new_rows(scope_rows, "scope_id", self._known_scopes)
 
         def body(cur: duckdb.DuckDBPyConnection) -> None:
             if batch.spans.num_rows:
                 cur.execute("INSERT INTO lake.spans BY NAME SELECT * FROM _batch_spans")
                 cur.execute(search_sql.insert_index_rows_sql("_batch_spans"))
+            if logs.num_logs:
+                cur.execute(logs_sql.insert_logs_sql("_batch_logs"))
+                cur.execute(logs_sql.insert_log_index_rows_sql("_batch_logs"))
             if resources.num_rows:
                 cur.execute("INSERT INTO lake.resources BY NAME SELECT * FROM _batch_resources")
             if scopes.num_rows:
@@ -111,10 +153,14 @@ class SpanCommitter:
         cur.register("_batch_spans", batch.spans)
         cur.register("_batch_resources", resources)
         cur.register("_batch_scopes", scopes)
+        names = ["_batch_spans", "_batch_resources", "_batch_scopes"]
+        if logs.num_logs:
+            cur.register("_batch_logs", logs.logs)
+            names.append("_batch_logs")
         try:
             run_transaction(cur, body)
         finally:
-            for name in ("_batch_spans", "_batch_resources", "_batch_scopes"):
+            for name in names:
                 cur.unregister(name)
         self._known_resources.update(new_resources)
         self._known_scopes.update(new_scopes)
@@ -135,25 +181,39 @@ def _new_rows(table: pa.Table, id_col: str, known: set[int]) -> tuple[pa.Table, 
 
 @dataclass
 class _Item:
-    batch: SpanBatch | None  # None: a flush barrier
+    batch: Any  # None: a flush barrier
     future: "Future[None]"
-    spans: int
+    spans: int  # rows: spans or log records
     queued_at: float
 
 
+def _span_rows(batch: SpanBatch) -> int:
+    return batch.num_spans
+
+
 class GroupCommitWriter:
-    """A bounded queue and the one thread that drains it into ``commit_fn``."""
+    """A bounded queue and the one thread that drains it into ``commit_fn``.
+
+    The queue holds batches of any kind: ``size`` tells how many rows a batch counts for (the
+    limits are in rows) and ``combine`` turns the batches of one group into what ``commit_fn``
+    takes. The defaults are for span batches only; the DuckLake store passes
+    :func:`batch_rows` and :meth:`WriteGroup.of` so spans and logs share commits.
+    """
 
     def __init__(
         self,
-        commit_fn: Callable[[SpanBatch], None],
+        commit_fn: Callable[[Any], None],
         *,
         max_queue_spans: int,
         commit_interval_s: float,
         commit_max_spans: int,
         name: str = "spanlake-writer",
+        combine: Callable[[list[Any]], Any] = SpanBatch.concat,
+        size: Callable[[Any], int] = _span_rows,
     ) -> None:
         self._commit_fn = commit_fn
+        self._combine = combine
+        self._size = size
         self._max_queue_spans = max_queue_spans
         self._interval = commit_interval_s
         self._commit_max = commit_max_spans
@@ -173,8 +233,8 @@ class GroupCommitWriter:
         with self._cond:
             return self._queued_spans + self._committing_spans
 
-    def submit(self, batch: SpanBatch) -> "Future[None]":
-        n = batch.num_spans
+    def submit(self, batch: Any) -> "Future[None]":
+        n = self._size(batch)
         with self._cond:
             if self._closing:
                 raise StoreClosed("the store is closed")
@@ -244,11 +304,11 @@ class GroupCommitWriter:
             error: BaseException | None = None
             if batches:
                 try:
-                    self._commit_fn(SpanBatch.concat(batches))
+                    self._commit_fn(self._combine(batches))
                     self.commits += 1
                 except BaseException as exc:  # every future of the group learns why
                     self.failed_commits += 1
-                    log.exception("commit of %d spans failed", sum(b.num_spans for b in batches))
+                    log.exception("commit of %d rows failed", sum(map(self._size, batches)))
                     if isinstance(exc, StoreError):
                         error = exc
                     else:

@@ -92,6 +92,40 @@ CREATE TABLE IF NOT EXISTS lake.archived_traces (
     archived_at_ns BIGINT
 );
 
+-- One row per log record: the columns of spanlake.log_model.LOG_SCHEMA, in its order, then
+-- trace_key/span_key, the hex of the ids (filled on insert), which lookups filter on instead of
+-- the BLOBs (see search_sql.py). Resources and scopes are the rows spans use.
+CREATE TABLE IF NOT EXISTS lake.logs (
+    time_ns BIGINT,
+    observed_time_ns BIGINT,
+    severity_number UTINYINT,
+    severity_text VARCHAR,
+    body VARCHAR,
+    body_value VARCHAR,
+    attributes MAP(VARCHAR, VARCHAR),
+    dropped_attributes_count UINTEGER,
+    flags UINTEGER,
+    trace_id BLOB,
+    span_id BLOB,
+    event_name VARCHAR,
+    service_name VARCHAR,
+    resource_id UBIGINT,
+    scope_id UBIGINT,
+    scope_name VARCHAR,
+    scope_version VARCHAR,
+    log_id UBIGINT,
+    trace_key VARCHAR,
+    span_key VARCHAR
+);
+
+-- Where the logs of a trace are in time: one row per trace per commit, so that the logs of a
+-- trace are read from the files of that time range instead of a scan of every trace_key.
+CREATE TABLE IF NOT EXISTS lake.log_trace_index (
+    trace_key VARCHAR,
+    min_time_ns BIGINT,
+    max_time_ns BIGINT
+);
+
 -- Compaction (ducklake_merge_adjacent_files) writes the trace index sorted by trace_key, so
 -- that min/max statistics prune files and row groups for index lookups and search joins. The spans table has no sort key: DuckLake 1.5.5 also sorts on
 -- INSERT when a table has one (its sort_on_insert option is not honoured), which cost 30-50%
@@ -99,3 +133,5 @@ CREATE TABLE IF NOT EXISTS lake.archived_traces (
 -- Commits arrive in time order, so files (and merged files' row groups) already cover narrow
 -- start_ns ranges, which is what trace lookups filter on.
 ALTER TABLE lake.trace_index SET SORTED BY (trace_key);
+-- The log trace index likewise, for its lookups.
+ALTER TABLE lake.log_trace_index SET SORTED BY (trace_key);
