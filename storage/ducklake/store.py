@@ -33,6 +33,7 @@ from importlib import resources as importlib_resources
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from spanlake.log_model import LogBatch, LogRecord
 from spanlake.metrics_model import SampleBatch
@@ -143,11 +144,12 @@ class DuckLakeStore:
         except BaseException:
             self._con.close()
             raise
-        self._reader = LakeReader(self._cursor)
+        # The reader keeps its own cursors: each holds a read transaction open between reads.
+        self._reader = LakeReader(self._new_cursor, self._catalog)
         self._logs_reader = LogsReader(self._cursor)
         self._writer: GroupCommitWriter | None = None
         if not options.read_only:
-            committer = SpanCommitter(self._new_cursor())
+            committer = SpanCommitter(self._new_cursor(), self._data_path)
             self._writer = GroupCommitWriter(
                 committer.commit,
                 max_queue_spans=options.max_queue_spans,
@@ -203,6 +205,9 @@ class DuckLakeStore:
 
         if missing():
             run_transaction(self._con, body, attempts=20)
+            # Read-path layout options; DuckLake refuses them in the transaction that creates
+            # the tables.
+            run_transaction(self._con, lambda cur: [cur.execute(s) for s in _statements("table_options.sql")], attempts=20)
 
     # -- cursors ----------------------------------------------------------------------------
 
@@ -266,6 +271,20 @@ class DuckLakeStore:
 
     def get_dependencies(self, start_ns: int, end_ns: int) -> list[DependencyLink]:
         return self._read(self._reader.get_dependencies, start_ns, end_ns)
+
+    def span_latency_rows(
+        self,
+        service: str,
+        operation: str | None,
+        span_kind: int | None,
+        attributes: tuple[tuple[str, str], ...],
+        start_ns: int,
+        end_ns: int,
+        limit: int = 1_000_000,
+    ) -> pa.Table:
+        return self._read(
+            self._reader.span_latency_rows, service, operation, span_kind, attributes, start_ns, end_ns, limit
+        )
 
     def search_logs(self, query: LogQuery) -> LogPage:
         return self._read(self._logs_reader.search_logs, query)
@@ -455,6 +474,7 @@ class DuckLakeStore:
                 cur.close()
             except duckdb.Error:
                 pass
+        self._reader.close()
         self._con.close()
 
     def __enter__(self) -> "DuckLakeStore":

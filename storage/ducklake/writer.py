@@ -26,7 +26,7 @@ import pyarrow as pa
 from spanlake.log_model import LOG_SCHEMA, LogBatch
 from spanlake.model import RESOURCE_SCHEMA, SCOPE_SCHEMA, SPAN_SCHEMA, SpanBatch
 from spanlake.storage.api import StoreClosed, StoreError, WriteQueueFull
-from spanlake.storage.ducklake import logs_sql, search_sql
+from spanlake.storage.ducklake import logs_sql, parquet_append, search_sql
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,11 @@ class SpanCommitter:
     readers tolerate such duplicate rows. Ids are only remembered after their commit succeeded.
     """
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, cur: duckdb.DuckDBPyConnection, data_path: str | None = None) -> None:
         self._cur = cur
+        # Spans go to Parquet through pyarrow when the data path is a local folder (about four
+        # times faster than INSERT; see parquet_append.py), otherwise through INSERT.
+        self._parquet_path = data_path if data_path and parquet_append.is_local_path(data_path) else None
         self._known_resources: set[int] = set()
         self._known_scopes: set[int] = set()
 
@@ -138,8 +141,11 @@ class SpanCommitter:
         scopes, new_scopes = _new_rows(scope_rows, "scope_id", self._known_scopes)
 
         def body(cur: duckdb.DuckDBPyConnection) -> None:
-            if batch.spans.num_rows:
+            if batch.spans.num_rows and self._parquet_path is not None:
+                parquet_append.append_table(cur, self._parquet_path, "spans", batch.spans)
+            elif batch.spans.num_rows:
                 cur.execute("INSERT INTO lake.spans BY NAME SELECT * FROM _batch_spans")
+            if batch.spans.num_rows:
                 cur.execute(search_sql.insert_index_rows_sql("_batch_spans"))
             if logs.num_logs:
                 cur.execute(logs_sql.insert_logs_sql("_batch_logs"))
