@@ -14,9 +14,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from spanlake.log_model import LogBatch, LogRecord, logs_from_arrow
 from spanlake.metrics_model import SampleBatch
-from spanlake.model import SPAN_KIND_NUMBERS, Span, SpanBatch, spans_from_arrow, string_form
+from spanlake.model import Span, SpanBatch, spans_from_arrow
 from spanlake.storage.api import (
     Capabilities,
     DependencyLink,
@@ -38,8 +40,8 @@ from spanlake.storage.api import (
     encode_log_cursor,
 )
 from spanlake.storage.memory_samples import MemorySamples
+from spanlake.storage.span_match import has_attribute, tag_matches
 
-_STATUS_NUMBERS = {"unset": 0, "ok": 1, "error": 2}
 
 
 @dataclass
@@ -140,6 +142,35 @@ class MemoryStore:
             if s.service == service and (span_kind is None or s.span.kind == span_kind)
         }
         return [Operation(name, kind) for name, kind in sorted(ops)]
+
+    def span_latency_rows(
+        self,
+        service: str,
+        operation: str | None,
+        span_kind: int | None,
+        attributes: tuple[tuple[str, str], ...],
+        start_ns: int,
+        end_ns: int,
+        limit: int = 1_000_000,
+    ) -> pa.Table:
+        q = TraceQuery(
+            service_name=service,
+            operation_name=operation,
+            span_kind=span_kind,
+            attributes=attributes,
+            start_min_ns=start_ns,
+            start_max_ns=end_ns,
+        )
+        hits = sorted((s.span for s in self._all() if _matches(s, q)), key=lambda sp: sp.start_ns)
+        hits = hits[len(hits) - max(0, limit) :] if limit < len(hits) else hits
+        return pa.table(
+            {
+                "start_ns": pa.array([sp.start_ns for sp in hits], pa.int64()),
+                "duration_ns": pa.array([sp.duration_ns for sp in hits], pa.int64()),
+                "is_error": pa.array([sp.status_code == 2 for sp in hits], pa.bool_()),
+                "trace_id": pa.array([sp.trace_id for sp in hits], pa.binary()),
+            }
+        )
 
     def get_dependencies(self, start_ns: int, end_ns: int) -> list[DependencyLink]:
         with self._lock:
@@ -293,8 +324,8 @@ def _log_attribute_matches(r: LogRecord, key: str, text: str) -> bool:
     if key == "event.name":
         return r.event_name == text
     if key.startswith("resource.") and len(key) > len("resource."):
-        return _has(r.resource.attributes, key[len("resource.") :], text)
-    return _has(r.attributes, key, text) or _has(r.scope.attributes, key, text) or _has(r.resource.attributes, key, text)
+        return has_attribute(r.resource.attributes, key[len("resource.") :], text)
+    return has_attribute(r.attributes, key, text) or has_attribute(r.scope.attributes, key, text) or has_attribute(r.resource.attributes, key, text)
 
 
 def _summarise(trace_id: bytes, spans: list[_Stored]) -> TraceSummary:
@@ -333,31 +364,6 @@ def _matches(stored: _Stored, q: TraceQuery) -> bool:
         return False
     if q.duration_max_ns is not None and s.duration_ns > q.duration_max_ns:
         return False
-    return all(_tag_matches(s, key, text) for key, text in q.attributes)
+    return all(tag_matches(s, key, text) for key, text in q.attributes)
 
 
-def _has(attrs: dict[str, str], key: str, text: str) -> bool:
-    enc = attrs.get(key)
-    return enc is not None and string_form(enc) == text
-
-
-def _tag_matches(s: Span, key: str, text: str) -> bool:
-    if key == "error" and text in ("true", "false"):
-        return (s.status_code == 2) == (text == "true")
-    if key == "span.kind":
-        return SPAN_KIND_NUMBERS.get(text) == s.kind
-    if key == "span.status":
-        return _STATUS_NUMBERS.get(text) == s.status_code
-    if key == "scope.name":
-        return s.scope.name == text
-    if key == "scope.version":
-        return s.scope.version == text
-    if key.startswith("resource.") and len(key) > len("resource."):
-        return _has(s.resource.attributes, key[len("resource.") :], text)
-    return (
-        _has(s.attributes, key, text)
-        or any(_has(e.attributes, key, text) for e in s.events)
-        or any(_has(l.attributes, key, text) for l in s.links)
-        or _has(s.scope.attributes, key, text)
-        or _has(s.resource.attributes, key, text)
-    )

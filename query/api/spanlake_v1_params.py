@@ -15,13 +15,13 @@ from typing import Annotated
 
 from fastapi import HTTPException, Query
 
-from spanlake.model import SPAN_KIND_NUMBERS, Span, string_form
+from spanlake.model import Span
 from spanlake.query.api import params
 from spanlake.storage.api import TraceQuery
+from spanlake.storage.span_match import tag_matches
 
 DEFAULT_LOOKBACK = "1h"
 MAX_LIMIT = 1500
-_STATUS_NUMBERS = {"unset": 0, "ok": 1, "error": 2}
 
 ServiceParam = Annotated[str | None, Query(description="Service name; all services when absent.")]
 OperationParam = Annotated[str | None, Query(description="Operation (span name).")]
@@ -156,31 +156,6 @@ def span_matches(s: Span, f: SpanFilter) -> bool:
         return False
     if f.max_duration_ns is not None and s.duration_ns > f.max_duration_ns:
         return False
-    return all(_tag_matches(s, key, text) for key, text in f.attributes)
+    return all(tag_matches(s, key, text) for key, text in f.attributes)
 
 
-def _has(attrs: dict[str, str], key: str, text: str) -> bool:
-    enc = attrs.get(key)
-    return enc is not None and string_form(enc) == text
-
-
-def _tag_matches(s: Span, key: str, text: str) -> bool:
-    if key == "error" and text in ("true", "false"):
-        return (s.status_code == 2) == (text == "true")
-    if key == "span.kind":
-        return SPAN_KIND_NUMBERS.get(text) == s.kind
-    if key == "span.status":
-        return _STATUS_NUMBERS.get(text) == s.status_code
-    if key == "scope.name":
-        return s.scope.name == text
-    if key == "scope.version":
-        return s.scope.version == text
-    if key.startswith("resource.") and len(key) > len("resource."):
-        return _has(s.resource.attributes, key[len("resource."):], text)
-    return (
-        _has(s.attributes, key, text)
-        or any(_has(e.attributes, key, text) for e in s.events)
-        or any(_has(link.attributes, key, text) for link in s.links)
-        or _has(s.scope.attributes, key, text)
-        or _has(s.resource.attributes, key, text)
-    )
