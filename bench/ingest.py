@@ -263,8 +263,9 @@ def main() -> None:
         if rates_off:
             off = statistics.median(rates_off)
             slower = 1 - med / off
+            verdict = f"{slower:.1%} slower" if slower >= 0 else f"{-slower:.1%} faster (other load on the machine)"
             print(f"span metrics + service graph: {med:,.0f} spans/s on, {off:,.0f} off (medians of {args.repeat}): "
-                  f"{slower:.1%} slower with them on (target: at most 15%)")
+                  f"{verdict} with them on (target: at most 15% slower)")
             on_cpu, off_cpu = statistics.median(cpu_on), statistics.median(cpu_off)
             print(f"server CPU per durable span: {on_cpu:.1f} us on, {off_cpu:.1f} us off: "
                   f"{on_cpu / off_cpu - 1:+.1%} (less sensitive than the rates to other load on the machine)")

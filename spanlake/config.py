@@ -125,6 +125,35 @@ class QueryConfig(_Section):
         return v
 
 
+class MetricsConfig(_Section):
+    resolution: str = Field("15s", description="Interval at which span, service-graph and log series are aggregated and stored (must divide 5m).")
+    span_metrics: bool = Field(True, description="Derive calls and duration series from every span (spanmetrics connector names).")
+    service_graph: bool = Field(True, description="Derive service-graph series from client/server and producer/consumer span pairs.")
+    span_metrics_dimensions: str = Field("", description="Comma-separated span or resource attributes added as labels to span metrics, e.g. 'http.request.method,deployment.environment.name'.")
+    cardinality_limit: int = Field(5000, ge=0, description="Label sets each derived metric keeps per process; more go into an otel_metric_overflow=\"true\" series (0: no limit).")
+    service_graph_wait: str = Field("10s", description="How long a client or server span waits for its other half before it counts as unpaired.")
+    service_graph_max_pending: int = Field(100_000, ge=100, description="Unpaired client (and server) spans kept per process while they wait; the oldest are dropped beyond.")
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, v: str) -> str:
+        ns = parse_duration_ns(v)
+        if not 1_000_000_000 <= ns <= 300_000_000_000 or 300_000_000_000 % ns:
+            raise ValueError("must be between 1s and 5m and divide 5m evenly (e.g. 15s, 30s, 1m)")
+        return v
+
+    @field_validator("service_graph_wait")
+    @classmethod
+    def _wait(cls, v: str) -> str:
+        if parse_duration_ns(v) <= 0:
+            raise ValueError("must be positive")
+        return v
+
+    @property
+    def resolution_ns(self) -> int:
+        return parse_duration_ns(self.resolution)
+
+
 class ServerConfig(_Section):
     log_level: str = Field("info", description="debug, info, warning or error.")
     demo: bool = Field(False, description="Send built-in demo traffic to the server's own OTLP port.")
@@ -145,6 +174,7 @@ class Config(_Section):
     collector: CollectorConfig = CollectorConfig()
     query: QueryConfig = QueryConfig()
     server: ServerConfig = ServerConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 @dataclass(frozen=True)
@@ -192,6 +222,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log-level", "server", "log_level", "LEVEL"),
     Setting("demo", "server", "demo", ""),
     Setting("demo-rate", "server", "demo_rate", "PER_SECOND"),
+    Setting("metrics-resolution", "metrics", "resolution", "AGE"),
+    Setting("span-metrics", "metrics", "span_metrics", "BOOL"),
+    Setting("service-graph", "metrics", "service_graph", "BOOL"),
+    Setting("span-metrics-dimensions", "metrics", "span_metrics_dimensions", "KEYS"),
+    Setting("metrics-cardinality-limit", "metrics", "cardinality_limit", "N"),
+    Setting("service-graph-wait", "metrics", "service_graph_wait", "AGE"),
+    Setting("service-graph-max-pending", "metrics", "service_graph_max_pending", "N"),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -40,7 +40,9 @@ class _Uvicorn(uvicorn.Server):
 
 def _bind_tcp(host: str, port: int, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose listener
+    # says TCP; with protocol 0 every keep-alive request after the first waits ~40 ms (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -82,12 +84,15 @@ class _Receivers:
     http_task: asyncio.Task
     grpc_port: int
     http_port: int
+    aggregation: Any = None  # collector.aggregation.MetricsAggregation
 
     async def stop(self) -> None:
         self.http_server.should_exit = True
         await self.grpc_server.stop(grace=10)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.http_task, 15)
+        if self.aggregation is not None:  # writes the last partial interval
+            await asyncio.to_thread(self.aggregation.close)
 
 
 async def _start_receivers(config: Config, store, grpc_port: int, http_port: int) -> _Receivers:
@@ -95,8 +100,14 @@ async def _start_receivers(config: Config, store, grpc_port: int, http_port: int
     from spanlake.collector.http_server import create_otlp_http_app
     from spanlake.collector.ingest import span_ingest
     from spanlake.collector.signals import traces_signal
+    from spanlake.collector.signals import log_ingest, logs_signal
+    from spanlake.collector.aggregation import start_aggregation
+    from spanlake.collector.signals import metric_ingest, metrics_signal
 
-    signals = [traces_signal(span_ingest(store))]
+    aggregation = start_aggregation(config.metrics, store)
+    observed = aggregation.wrap(store)  # committed spans and logs also feed the derived series
+    signals = [traces_signal(span_ingest(observed)), logs_signal(log_ingest(observed)),
+               metrics_signal(metric_ingest(store))]
     limit = config.collector.max_message_bytes
     ghost, _ = parse_host_port(config.collector.otlp_grpc)
     grpc_server, grpc_bound = await start_grpc_receiver(ghost, grpc_port, signals, limit)
@@ -108,7 +119,7 @@ async def _start_receivers(config: Config, store, grpc_port: int, http_port: int
                        lifespan="off", h11_max_incomplete_event_size=limit)
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    return _Receivers(grpc_server, server, task, grpc_bound, http_bound)
+    return _Receivers(grpc_server, server, task, grpc_bound, http_bound, aggregation)
 
 
 def _install_stop_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:

@@ -25,5 +25,12 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
-    body = telemetry.render(request.app.state.metrics_registry)
+    """Spanlake's own metrics and the derived series: OpenMetrics (with exemplars) when the
+    scraper accepts it, otherwise the Prometheus text format 0.0.4 (no exemplars)."""
+    registry = request.app.state.metrics_registry
+    if "application/openmetrics-text" in request.headers.get("accept", ""):
+        from prometheus_client.openmetrics import exposition as openmetrics
+
+        return Response(openmetrics.generate_latest(registry), media_type=openmetrics.CONTENT_TYPE_LATEST)
+    body = telemetry.render(registry)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
