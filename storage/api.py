@@ -20,11 +20,14 @@ import base64
 import binascii
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from spanlake.log_model import LogBatch, LogRecord
 from spanlake.metrics_model import SampleBatch
 from spanlake.model import Span, SpanBatch
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class StoreError(Exception):
@@ -167,6 +170,26 @@ class TraceReader(Protocol):
 
     def get_operations(self, service: str, span_kind: int | None = None) -> list[Operation]:
         """Distinct (span name, kind) pairs of a service, sorted by name then kind."""
+        ...
+
+    def span_latency_rows(
+        self,
+        service: str,
+        operation: str | None,
+        span_kind: int | None,
+        attributes: tuple[tuple[str, str], ...],
+        start_ns: int,
+        end_ns: int,
+        limit: int = 1_000_000,
+    ) -> "pa.Table":
+        """One row per span of ``service`` starting in [start_ns, end_ns) that matches every
+        given condition (``operation`` and ``span_kind`` when not None, ``attributes`` as in
+        :class:`TraceQuery`), for latency percentiles and histograms over many spans.
+
+        Columns: ``start_ns`` (int64), ``duration_ns`` (int64), ``is_error`` (bool: status
+        error) and ``trace_id`` (binary), rows in start order. When more than ``limit`` spans
+        match, the latest ``limit`` of them.
+        """
         ...
 
 

@@ -1,8 +1,12 @@
-"""The read path of the DuckLake store: trace lookups, search, services, dependencies.
+"""The read path of the DuckLake store: trace lookups, search, services, dependencies, latency rows.
 
-Every method takes the calling thread's own cursor (DuckDB connections are not shared across
-threads). Each statement runs in its own auto-committed transaction, so it sees the latest
-snapshot, including commits of other processes attached to the same catalog.
+Every read runs on the calling thread's own cursor, in one short read transaction
+(``read_session.py``), so it sees the latest commit, of this process or another.
+
+Trace lookups by id read the trace index and span files of that snapshot with pyarrow, only the
+row groups the cached footers point at (``trace_fetch.py``, which says why not DuckDB); other
+reads are SQL (``search_sql.py``). Lakes whose files cannot be read directly (object storage,
+encryption) use SQL for lookups too.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from spanlake.storage.api import (
     TraceQuery,
     TraceSummary,
 )
-from spanlake.storage.ducklake import search_sql
+from spanlake.storage.ducklake import search_sql, trace_fetch, trace_search
+from spanlake.storage.ducklake.lake_files import DataFile, FileInfo, LakeFiles, latest_snapshot
+from spanlake.storage.ducklake.read_session import ReadSessions
 
 #: Trace ids per statement: keeps IN lists and time ranges small.
 IDS_PER_QUERY = 200
@@ -38,10 +44,11 @@ def _arrow(cur: duckdb.DuckDBPyConnection, sql: tuple[str, list[Any]]) -> pa.Tab
 
 
 class LakeReader:
-    """Reads through ``cursor()``, which returns a cursor owned by the calling thread."""
+    """Reads through cursors from ``new_cursor`` (one per thread, owned by the store)."""
 
-    def __init__(self, cursor: Cursor) -> None:
-        self._cursor = cursor
+    def __init__(self, new_cursor: Cursor) -> None:
+        self._sessions = ReadSessions(new_cursor)
+        self._files = LakeFiles(trace_fetch.STATS_COLUMNS)
         self._cache_lock = threading.Lock()
         self._resources: dict[int, dict[str, Any]] = {}
         self._scopes: dict[int, dict[str, Any]] = {}
@@ -54,24 +61,41 @@ class LakeReader:
         return self.get_traces([query.trace_id]).get(query.trace_id, [])
 
     def get_traces(self, trace_ids: list[bytes]) -> dict[bytes, list[Span]]:
-        cur = self._cursor()
         wanted = list(dict.fromkeys(t for t in trace_ids if isinstance(t, bytes) and t))
-        # One read transaction: DuckLake then loads the snapshot's metadata from the catalog
-        # once for all statements (about half the time of auto-committed statements), and the
-        # index and the spans are read from the same snapshot.
-        cur.execute("BEGIN TRANSACTION")
+        if not wanted:
+            return {}
         try:
-            out = self._get_traces(cur, wanted)
-            cur.execute("COMMIT")
-        except BaseException:
-            try:
-                cur.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
+            return self._get_traces(wanted)
+        except FileNotFoundError:
+            # Maintenance removed files of the snapshot just listed: read the next one.
+            return self._get_traces(wanted)
+
+    def _get_traces(self, wanted: list[bytes]) -> dict[bytes, list[Span]]:
+        lists = self._file_lists()
+        index_files, span_files = lists["trace_index"], lists["spans"]
+        if index_files is None or span_files is None:
+            with self._sessions.read() as (cur, _):
+                return self._get_traces_sql(cur, wanted)
+        out: dict[bytes, list[Span]] = {}
+        for i in range(0, len(wanted), IDS_PER_QUERY):
+            chunk = wanted[i : i + IDS_PER_QUERY]
+            ranges = trace_fetch.trace_ranges(self._files, index_files, {search_sql.trace_key(t): t for t in chunk})
+            if ranges:
+                for span in self._spans(trace_fetch.trace_spans(self._files, span_files, ranges)):
+                    out.setdefault(span.trace_id, []).append(span)
         return out
 
-    def _get_traces(self, cur: duckdb.DuckDBPyConnection, wanted: list[bytes]) -> dict[bytes, list[Span]]:
+    def _file_lists(self) -> dict[str, list[DataFile] | None]:
+        """Span and trace index files of the latest snapshot. Files of the latest snapshot are
+        never cleaned up, so no transaction has to stay open while they are read."""
+        lists = self._files.cached(latest_snapshot(self._sessions.cursor()))
+        if lists is None:
+            with self._sessions.read(snapshot=True) as (cur, snapshot):
+                assert snapshot is not None
+                lists = self._lists_in(cur, snapshot)
+        return lists
+
+    def _get_traces_sql(self, cur: duckdb.DuckDBPyConnection, wanted: list[bytes]) -> dict[bytes, list[Span]]:
         ranges: list[tuple[bytes, int, int]] = []
         for i in range(0, len(wanted), IDS_PER_QUERY):
             chunk = wanted[i : i + IDS_PER_QUERY]
@@ -84,11 +108,11 @@ class LakeReader:
             sql = search_sql.trace_spans_sql(
                 [r[0] for r in chunk], min(r[1] for r in chunk), max(r[2] for r in chunk)
             )
-            for span in self._spans(cur, _arrow(cur, sql)):
+            for span in self._spans(_arrow(cur, sql), cur):
                 out.setdefault(span.trace_id, []).append(span)
         return out
 
-    def _spans(self, cur: duckdb.DuckDBPyConnection, spans: pa.Table) -> list[Span]:
+    def _spans(self, spans: pa.Table, cur: duckdb.DuckDBPyConnection | None = None) -> list[Span]:
         if not spans.num_rows:
             return []
         resources = self._side_rows(cur, spans, "resource_id", self._resources, search_sql.resources_sql, RESOURCE_SCHEMA)
@@ -97,7 +121,7 @@ class LakeReader:
 
     def _side_rows(
         self,
-        cur: duckdb.DuckDBPyConnection,
+        cur: duckdb.DuckDBPyConnection | None,
         spans: pa.Table,
         id_col: str,
         cache: dict[int, dict[str, Any]],
@@ -111,7 +135,11 @@ class LakeReader:
         with self._cache_lock:
             missing = [i for i in ids if i not in cache]
         if missing:
-            rows = _arrow(cur, sql_fn(missing)).to_pylist()
+            if cur is None:
+                with self._sessions.read() as (c, _):
+                    rows = _arrow(c, sql_fn(missing)).to_pylist()
+            else:
+                rows = _arrow(cur, sql_fn(missing)).to_pylist()
             with self._cache_lock:
                 if len(cache) + len(rows) > CACHE_MAX_IDS:
                     cache.clear()
@@ -123,27 +151,197 @@ class LakeReader:
 
     # -- search -----------------------------------------------------------------------------
 
+    def _rows(self, sql: tuple[str, list[Any]]) -> list[tuple[Any, ...]]:
+        with self._sessions.read() as (cur, _):
+            return cur.execute(*sql).fetchall()
+
     def find_trace_ids(self, query: TraceQuery) -> list[FoundTrace]:
-        rows = self._cursor().execute(*search_sql.find_traces_sql(query)).fetchall()
-        return [FoundTrace(r[0], r[1], r[2]) for r in rows]
+        return [FoundTrace(r[0], r[1], r[2]) for r in self._find(query, summaries=False)]
 
     def find_trace_summaries(self, query: TraceQuery) -> list[TraceSummary]:
-        cur = self._cursor()
-        return [_summary(r) for r in cur.execute(*search_sql.find_traces_sql(query, summaries=True)).fetchall()]
+        return [_summary(r) for r in self._find(query, summaries=True)]
+
+    def _find(self, q: TraceQuery, *, summaries: bool) -> list[tuple[Any, ...]]:
+        try:
+            return self._find_in_snapshot(q, summaries=summaries)
+        except FileNotFoundError:
+            # Maintenance removed files of the snapshot just read: read the next one.
+            return self._find_in_snapshot(q, summaries=summaries)
+
+    def _find_in_snapshot(self, q: TraceQuery, *, summaries: bool) -> list[tuple[Any, ...]]:
+        with self._sessions.read(snapshot=True) as (cur, snapshot):
+            assert snapshot is not None
+            lists = self._lists_in(cur, snapshot)
+            index_files, span_files = lists["trace_index"], lists["spans"]
+            top = None
+            if q.limit > 0 and index_files is not None and span_files is not None:
+                top = self._newest(cur, q, index_files, span_files)
+            if top is None:
+                return cur.execute(*search_sql.find_traces_sql(q, summaries=summaries)).fetchall()
+            if not summaries:
+                return top
+            keys = {search_sql.trace_key(t): t for t, _, _ in top}
+            rows = trace_fetch.trace_summaries(self._files, index_files, keys)
+            return [rows[t] for t, _, _ in top if t in rows]
+
+    def _newest(
+        self, cur: duckdb.DuckDBPyConnection, q: TraceQuery, index_files: list[DataFile], span_files: list[DataFile]
+    ) -> list[tuple[bytes, int, int]] | None:
+        """``trace_search.newest_traces`` over the span files, or None for the full query."""
+        starts = [self._files.info(f.path, "spans") for f in span_files]
+        if not starts or any(i.rows.size and "start_ns" not in i.mins for i in starts):
+            return None if starts else []
+        lows = [int(i.mins["start_ns"].min()) for i in starts if i.rows.size]
+        highs = [int(i.maxs["start_ns"].max()) for i in starts if i.rows.size]
+        if not highs:
+            return []
+        hi = max(highs) + 1 if q.start_max_ns is None else min(q.start_max_ns, max(highs) + 1)
+        lo = min(lows) if q.start_min_ns is None else max(q.start_min_ns, min(lows))
+        if lo >= hi:
+            return []
+
+        hints = self._hints(cur, q, [i for i in starts if _overlaps(i, lo, hi)])
+
+        def candidates(s_lo: int | None, s_hi: int, k: int) -> list[tuple[bytes, int]]:
+            return cur.execute(*search_sql.candidates_sql(q, s_lo, s_hi, k + 1, hints)).fetchall()
+
+        def lookup(ids: list[bytes]) -> dict[bytes, tuple[int, int]]:
+            out: dict[bytes, tuple[int, int]] = {}
+            for i in range(0, len(ids), IDS_PER_QUERY):
+                keys = {search_sql.trace_key(t): t for t in ids[i : i + IDS_PER_QUERY]}
+                out.update(trace_fetch.trace_bounds(self._files, index_files, keys))
+            return out
+
+        k = 2 * q.limit + 8
+        for _ in range(3):
+            top = trace_search.newest_traces(candidates, lookup, lo, hi, q.limit, k)
+            if top is not None:
+                return top
+            k *= 4
+        return None
+
+    def _hints(self, cur: duckdb.DuckDBPyConnection, q: TraceQuery, infos: list[FileInfo]) -> search_sql.Hints:
+        """Conditions of ``q`` that cannot match, learnt from the key statistics of the span
+        files of the window and from the (small) scope and resource tables."""
+        no_key: set[tuple[str, str]] = set()
+        for key, _ in q.attributes:
+            for where in ("span", "event", "link"):
+                maybe = [i for i in infos if i.may_hold_key(where, key)]
+                if where != "span":
+                    maybe = [i for i in maybe if key in self._files.nested_keys(cur, i.path, where)]
+                if not maybe:
+                    no_key.add((where, key))
+        side = {}
+        for id_col, table, key, text in search_sql.side_lookups(q):
+            rows = cur.execute(*search_sql.side_ids_sql(id_col, table, key, text)).fetchall()
+            side[(table, key, text)] = tuple(sorted(r[0] for r in rows))
+        return search_sql.Hints(frozenset(no_key), side)
+
+    def _lists_in(self, cur: duckdb.DuckDBPyConnection, snapshot: int) -> dict[str, list[DataFile] | None]:
+        """Span and trace index files of the snapshot ``cur``'s transaction reads."""
+        lists = self._files.cached(snapshot)
+        if lists is None:
+            lists = {t: LakeFiles.list_files(cur, t) for t in ("trace_index", "spans")}
+            self._files.remember(snapshot, lists)
+        return lists
 
     def get_services(self) -> list[str]:
-        return [r[0] for r in self._cursor().execute(*search_sql.services_sql()).fetchall()]
+        ops = self._operations()
+        if ops is None:
+            return [r[0] for r in self._rows(search_sql.services_sql())]
+        return sorted({svc for svc, _, _ in ops})
 
     def get_operations(self, service: str, span_kind: int | None = None) -> list[Operation]:
-        rows = self._cursor().execute(*search_sql.operations_sql(service, span_kind)).fetchall()
-        return [Operation(name, kind) for name, kind in rows]
+        ops = self._operations()
+        if ops is None:
+            return [Operation(name, kind) for name, kind in self._rows(search_sql.operations_sql(service, span_kind))]
+        return [
+            Operation(name, kind)
+            for name, kind in sorted({(n, k) for svc, n, k in ops if svc == service and (span_kind is None or k == span_kind)})
+        ]
+
+    def _operations(self) -> set[tuple[str, str, int]] | None:
+        """Distinct (service, span name, kind) of the latest snapshot, from per-file sets that
+        are computed once per (immutable) file; None when the files cannot be read directly."""
+        for attempt in (1, 2):
+            span_files = self._file_lists()["spans"]
+            if span_files is None:
+                return None
+            out: set[tuple[str, str, int]] = set()
+            try:
+                for f in span_files:
+                    out |= self._files.operations(f)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+                continue  # removed by maintenance: list the next snapshot
+            return out
+        return None
 
     def get_dependencies(self, start_ns: int, end_ns: int) -> list[DependencyLink]:
-        rows = self._cursor().execute(*search_sql.dependencies_sql(start_ns, end_ns)).fetchall()
-        return [DependencyLink(p, c, n, e) for p, c, n, e in rows]
+        counts: dict[tuple[str, str], list[int]] = {}
+
+        def add(parent: str, child: str, is_error: bool, calls: int) -> None:
+            if parent != child:
+                acc = counts.setdefault((parent, child), [0, 0])
+                acc[0] += calls
+                acc[1] += calls if is_error else 0
+
+        with self._sessions.read() as (cur, _):
+            rows = cur.execute(*search_sql.dependencies_sql(start_ns, end_ns)).fetchall()
+            lost = [(k, c, e, n) for p, c, e, k, n in rows if k is not None]
+            for p, c, e, k, n in rows:
+                if k is None:
+                    add(p, c, e, n)
+            if lost:
+                table = pa.table({"lost_key": pa.array(sorted({r[0] for r in lost}), pa.uint64())})
+                cur.register("_lost", table)
+                try:
+                    before = start_ns - search_sql.DEPENDENCY_SLACK_NS
+                    parents = cur.execute(*search_sql.lost_parents_sql(before, "_lost")).fetchall()
+                finally:
+                    cur.unregister("_lost")
+                by_key: dict[int, list[str]] = {}
+                for key, service in parents:
+                    by_key.setdefault(key, []).append(service)
+                for key, child, is_error, calls in lost:
+                    for parent in by_key.get(key, []):
+                        add(parent, child, is_error, calls)
+        return [DependencyLink(p, c, n, e) for (p, c), (n, e) in sorted(counts.items())]
+
+    def span_latency_rows(
+        self,
+        service: str,
+        operation: str | None,
+        span_kind: int | None,
+        attributes: tuple[tuple[str, str], ...],
+        start_ns: int,
+        end_ns: int,
+        limit: int = 1_000_000,
+    ) -> pa.Table:
+        with self._sessions.read(snapshot=bool(attributes)) as (cur, snapshot):
+            hints = search_sql.Hints()
+            if attributes and snapshot is not None:
+                span_files = self._lists_in(cur, snapshot)["spans"]
+                if span_files is not None:
+                    infos = [self._files.info(f.path, "spans") for f in span_files]
+                    q = TraceQuery(attributes=attributes)
+                    hints = self._hints(cur, q, [i for i in infos if _overlaps(i, start_ns, end_ns)])
+            sql = search_sql.latency_rows_sql(service, operation, span_kind, attributes, start_ns, end_ns, limit, hints)
+            t = _arrow(cur, sql)
+        return t.cast(search_sql.LATENCY_ROWS_SCHEMA)
 
     def trace_known(self, trace_id: bytes) -> bool:
-        return bool(self._cursor().execute(*search_sql.trace_known_sql(trace_id)).fetchone()[0])  # type: ignore[index]
+        return bool(self._rows(search_sql.trace_known_sql(trace_id))[0][0])
+
+
+def _overlaps(info: FileInfo, lo: int, hi: int) -> bool:
+    """Whether a span file may hold spans starting in [lo, hi)."""
+    if not info.rows.size:
+        return False
+    if "start_ns" not in info.mins:
+        return True
+    return int(info.mins["start_ns"].min()) < hi and int(info.maxs["start_ns"].max()) >= lo
 
 
 def _summary(row: tuple[Any, ...]) -> TraceSummary:

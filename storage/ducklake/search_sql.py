@@ -21,7 +21,10 @@ spans are found by ``start_ns`` (numeric statistics, exact ranges from the index
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Sequence
+
+import pyarrow as pa
 
 from spanlake.model import (
     PROMOTED_KEYS,
@@ -162,7 +165,22 @@ def value_matches_sql(expr: str, text: str, expr_params: Sequence[Any] = ()) -> 
 _MAP_VALUE = "map_extract_value({}, ?)"
 
 
-def attribute_matches_sql(key: str, text: str) -> Sql:
+@dataclass(frozen=True)
+class Hints:
+    """What the reader learned before writing a search: attribute maps that hold no such key
+    in any file of the window (``no_key``: (``span``/``event``/``link``, key), from Parquet key
+    statistics), and the scope and resource ids whose attributes match a (key, text)
+    (``side_ids``: (``lake.scopes``/``lake.resources``, key, text) -> ids). Both only drop
+    conditions that cannot match, so results do not change."""
+
+    no_key: frozenset[tuple[str, str]] = frozenset()
+    side_ids: dict[tuple[str, str, str], tuple[int, ...]] = field(default_factory=dict)
+
+
+_NO_HINTS = Hints()
+
+
+def attribute_matches_sql(key: str, text: str, hints: Hints = _NO_HINTS) -> Sql:
     """A plain tag: span (map or promoted column), event, link, scope or resource attribute."""
     parts: list[str] = []
     params: list[Any] = []
@@ -173,22 +191,36 @@ def attribute_matches_sql(key: str, text: str) -> Sql:
 
     if key in PROMOTED_KEYS:
         add(*value_matches_sql(PROMOTED_KEYS[key], text))
-    else:
+    elif ("span", key) not in hints.no_key:
         add(*value_matches_sql(_MAP_VALUE.format("attributes"), text, [key]))
-    for field in ("events", "links"):
-        sql, p = value_matches_sql(_MAP_VALUE.format("x.attributes"), text, [key])
-        add(f"len(list_filter({field}, lambda x: {sql})) > 0", p)
-    add(*_side_table_sql("scope_id", "lake.scopes", key, text))
-    add(*_side_table_sql("resource_id", "lake.resources", key, text))
+    for field_name, where in (("events", "event"), ("links", "link")):
+        if (where, key) not in hints.no_key:
+            sql, p = value_matches_sql(_MAP_VALUE.format("x.attributes"), text, [key])
+            add(f"len(list_filter({field_name}, lambda x: {sql})) > 0", p)
+    for id_col, table in (("scope_id", "lake.scopes"), ("resource_id", "lake.resources")):
+        sql, p = _side_table_sql(id_col, table, key, text, hints)
+        if sql != "FALSE":
+            add(sql, p)
+    if not parts:
+        return "FALSE", []
     return "(" + "\n        OR ".join(parts) + ")", params
 
 
-def _side_table_sql(id_col: str, table: str, key: str, text: str) -> Sql:
+def side_ids_sql(id_col: str, table: str, key: str, text: str) -> Sql:
+    """Ids of the scope or resource rows with an attribute ``key`` of string form ``text``."""
+    sql, p = value_matches_sql(_MAP_VALUE.format("attributes"), text, [key])
+    return f"SELECT DISTINCT {id_col} FROM {table} WHERE {sql}", p
+
+
+def _side_table_sql(id_col: str, table: str, key: str, text: str, hints: Hints = _NO_HINTS) -> Sql:
+    ids = hints.side_ids.get((table, key, text))
+    if ids is not None:
+        return (f"{id_col} IN ({_placeholders(len(ids))})", list(ids)) if ids else ("FALSE", [])
     sql, p = value_matches_sql(_MAP_VALUE.format("attributes"), text, [key])
     return f"{id_col} IN (SELECT {id_col} FROM {table} WHERE {sql})", p
 
 
-def tag_condition_sql(key: str, text: str) -> Sql:
+def tag_condition_sql(key: str, text: str, hints: Hints = _NO_HINTS) -> Sql:
     """One Jaeger tag condition, with the special keys of :class:`TraceQuery`."""
     if key == "error" and text in ("true", "false"):
         return ("status_code = 2" if text == "true" else "status_code <> 2"), []
@@ -203,11 +235,25 @@ def tag_condition_sql(key: str, text: str) -> Sql:
     if key == "scope.version":
         return "scope_version = ?", [text]
     if key.startswith("resource.") and len(key) > len("resource."):
-        return _side_table_sql("resource_id", "lake.resources", key[len("resource.") :], text)
-    return attribute_matches_sql(key, text)
+        return _side_table_sql("resource_id", "lake.resources", key[len("resource.") :], text, hints)
+    return attribute_matches_sql(key, text, hints)
 
 
-def span_conditions_sql(q: TraceQuery) -> Sql:
+def side_lookups(q: TraceQuery) -> list[tuple[str, str, str, str]]:
+    """(id column, table, key, text) of every scope/resource lookup the conditions of ``q``
+    make, for :class:`Hints`."""
+    out = []
+    for key, text in q.attributes:
+        if key in ("error", "span.kind", "span.status", "scope.name", "scope.version"):
+            continue
+        if key.startswith("resource.") and len(key) > len("resource."):
+            out.append(("resource_id", "lake.resources", key[len("resource.") :], text))
+        else:
+            out += [("scope_id", "lake.scopes", key, text), ("resource_id", "lake.resources", key, text)]
+    return out
+
+
+def span_conditions_sql(q: TraceQuery, hints: Hints = _NO_HINTS) -> Sql:
     """WHERE body selecting the spans that satisfy every condition of ``q`` by themselves."""
     conds: list[str] = []
     params: list[Any] = []
@@ -233,7 +279,7 @@ def span_conditions_sql(q: TraceQuery) -> Sql:
         conds.append("duration_ns <= ?")
         params.append(q.duration_max_ns)
     for key, text in q.attributes:
-        sql, p = tag_condition_sql(key, text)
+        sql, p = tag_condition_sql(key, text, hints)
         conds.append(sql)
         params.extend(p)
     return ("\n    AND ".join(conds) if conds else "TRUE"), params
@@ -269,6 +315,24 @@ ORDER BY start_ns DESC, i.trace_key"""
     return sql, params
 
 
+def candidates_sql(q: TraceQuery, start_ns: int | None, end_ns: int, n: int, hints: Hints = _NO_HINTS) -> Sql:
+    """Up to ``n`` traces with a span matching ``q`` that starts in [start_ns, end_ns), those
+    with the latest matching span (``last_ns``) first (see ``trace_search.py``)."""
+    where, params = span_conditions_sql(q, hints)
+    window = "start_ns < ?"
+    wparams: list[Any] = [end_ns]
+    if start_ns is not None:
+        window = "start_ns >= ? AND " + window
+        wparams.insert(0, start_ns)
+    sql = f"""SELECT trace_id, max(start_ns) AS last_ns FROM lake.spans
+WHERE {window}
+    AND {where}
+GROUP BY trace_id
+ORDER BY last_ns DESC, trace_id
+LIMIT ?"""
+    return sql, [*wparams, *params, n]
+
+
 def trace_summaries_sql(trace_ids: Sequence[bytes]) -> Sql:
     """Aggregated index figures of given traces (same columns as ``find_traces_sql`` summaries)."""
     sql = f"""SELECT any_value(i.trace_id) AS trace_id, min(i.start_ns) AS start_ns, max(i.end_ns) AS end_ns{_SUMMARY_COLUMNS}
@@ -276,6 +340,46 @@ FROM lake.trace_index AS i
 WHERE i.trace_key IN ({_placeholders(len(trace_ids))})
 GROUP BY i.trace_key"""
     return sql, [trace_key(t) for t in trace_ids]
+
+
+# ---------------------------------------------------------------------------------------------
+# Latency rows (percentiles and histograms over many spans)
+# ---------------------------------------------------------------------------------------------
+
+LATENCY_ROWS_SCHEMA = pa.schema(
+    [("start_ns", pa.int64()), ("duration_ns", pa.int64()), ("is_error", pa.bool_()), ("trace_id", pa.binary())]
+)
+
+
+def latency_rows_sql(
+    service: str,
+    operation: str | None,
+    span_kind: int | None,
+    attributes: tuple[tuple[str, str], ...],
+    start_ns: int,
+    end_ns: int,
+    limit: int,
+    hints: Hints = _NO_HINTS,
+) -> Sql:
+    """Start, duration, error flag and trace id of the matching spans starting in
+    [start_ns, end_ns): the latest ``limit`` of them, in start order."""
+    q = TraceQuery(
+        service_name=service,
+        operation_name=operation,
+        span_kind=span_kind,
+        attributes=attributes,
+        start_min_ns=start_ns,
+        start_max_ns=end_ns,
+    )
+    where, params = span_conditions_sql(q, hints)
+    sql = f"""SELECT * FROM (
+    SELECT start_ns, duration_ns, status_code = 2 AS is_error, trace_id FROM lake.spans
+    WHERE {where}
+    ORDER BY start_ns DESC
+    LIMIT ?
+)
+ORDER BY start_ns"""
+    return sql, [*params, max(0, int(limit))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,24 +400,43 @@ def operations_sql(service: str, span_kind: int | None = None) -> Sql:
     return sql + " ORDER BY name, kind", params
 
 
+#: Parents are looked for among the spans that start up to this long before the window first;
+#: only children whose parent is not there send the search further back.
+DEPENDENCY_SLACK_NS = 15 * 60 * 1_000_000_000
+
+
 def dependencies_sql(start_ns: int, end_ns: int) -> Sql:
-    """Parent service -> child service call and error counts, for child spans starting in
-    [start_ns, end_ns). Parents may start earlier, so only their traces are restricted."""
-    sql = """WITH child AS (
-    SELECT hex(trace_id) AS trace_key, hex(parent_span_id) AS parent_key, service_name, status_code
+    """Parent service, child service, child is an error, and the count of such child spans
+    starting in [start_ns, end_ns), each child joined to its parent span.
+
+    Parent and child meet on a 64-bit hash of (trace id, span id): joining on the BLOBs
+    themselves would let DuckDB push min/max join filters on them into the lake scan, which
+    DuckLake 1.5.5 prunes wrongly (see the module docstring). Two different spans share a hash
+    with a probability of about 5e-6 per query over 10M spans. Parents are looked for among
+    spans from ``DEPENDENCY_SLACK_NS`` before the window on; children not found there come back
+    with ``parent`` NULL and their ``lost_key`` for :func:`lost_parents_sql`.
+    """
+    sql = """WITH s AS (
+    SELECT hash(trace_id, span_id) AS self_key,
+        CASE WHEN octet_length(parent_span_id) > 0 THEN hash(trace_id, parent_span_id) END AS parent_key,
+        service_name, status_code, start_ns
     FROM lake.spans
-    WHERE start_ns >= ? AND start_ns < ? AND parent_span_id IS NOT NULL
-), parent AS (
-    SELECT hex(trace_id) AS trace_key, hex(span_id) AS span_key, service_name FROM lake.spans
-    WHERE hex(trace_id) IN (SELECT trace_key FROM child)
+    WHERE start_ns >= ? AND start_ns < ?
 )
-SELECT parent.service_name AS parent, child.service_name AS child,
-    count(*) AS call_count, count_if(child.status_code = 2) AS error_count
-FROM child JOIN parent ON child.trace_key = parent.trace_key AND child.parent_key = parent.span_key
-WHERE parent.service_name <> child.service_name
-GROUP BY ALL
-ORDER BY parent, child"""
-    return sql, [start_ns, end_ns]
+SELECT p.service_name AS parent, c.service_name AS child, c.status_code = 2 AS is_error,
+    CASE WHEN p.self_key IS NULL THEN c.parent_key END AS lost_key, count(*) AS calls
+FROM s AS c LEFT JOIN s AS p ON c.parent_key = p.self_key
+WHERE c.start_ns >= ? AND c.parent_key IS NOT NULL
+GROUP BY ALL"""
+    return sql, [start_ns - DEPENDENCY_SLACK_NS, end_ns, start_ns]
+
+
+def lost_parents_sql(before_ns: int, lost: str) -> Sql:
+    """Service of the spans starting before ``before_ns`` whose (trace id, span id) hash is a
+    ``lost_key`` of the relation ``lost``."""
+    sql = f"""SELECT hash(trace_id, span_id) AS self_key, service_name FROM lake.spans
+WHERE start_ns < ? AND hash(trace_id, span_id) IN (SELECT lost_key FROM {lost})"""
+    return sql, [before_ns]
 
 
 # ---------------------------------------------------------------------------------------------

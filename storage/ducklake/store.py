@@ -144,8 +144,9 @@ class DuckLakeStore:
         except BaseException:
             self._con.close()
             raise
-        # The reader keeps its own cursors: each holds a read transaction open between reads.
-        self._reader = LakeReader(self._new_cursor, self._catalog)
+        # The reader keeps its own cursors, so that its read transactions never meet the
+        # store's own (archive, retention) on one connection.
+        self._reader = LakeReader(self._new_cursor)
         self._logs_reader = LogsReader(self._cursor)
         self._writer: GroupCommitWriter | None = None
         if not options.read_only:
@@ -417,7 +418,8 @@ class DuckLakeStore:
         return self._read(lambda: self._sample_lake().query(query))
 
     def rollup_samples(self, now_ns: int | None = None) -> None:
-        """Roll up closed 5-minute windows now (maintenance does it every minute)."""
+        """Roll up closed 5-minute windows and delete raw samples past the retention now
+        (the writer does it every minute in the process that runs maintenance)."""
         self._read(lambda: self._sample_lake().rollup(now_ns))
 
     def _sample_lake(self) -> samples.SampleLake:
@@ -428,7 +430,8 @@ class DuckLakeStore:
                 if lake is None:
                     write_cursor = None if self._writer is None else self._new_cursor()
                     rollups = self._writer is not None and self.options.maintenance_interval_s > 0
-                    lake = self._samples = samples.SampleLake(self._cursor, write_cursor, rollup_enabled=rollups)
+                    lake = self._samples = samples.SampleLake(self._cursor, write_cursor, rollup_enabled=rollups,
+                                                              raw_retention_ns=self.options.retention_ns)
         return lake
 
     # -- stats and close --------------------------------------------------------------------
@@ -474,7 +477,6 @@ class DuckLakeStore:
                 cur.close()
             except duckdb.Error:
                 pass
-        self._reader.close()
         self._con.close()
 
     def __enter__(self) -> "DuckLakeStore":

@@ -50,6 +50,13 @@ CASES: dict[str, tuple[str, list[Any]]] = {
     "operations_kind": search_sql.operations_sql("cart", 2),
     "services": search_sql.services_sql(),
     "dependencies": search_sql.dependencies_sql(1, 2),
+    "dependencies_lost_parents": search_sql.lost_parents_sql(5, "_lost"),
+    "candidates_window": search_sql.candidates_sql(
+        TraceQuery(service_name="cart", attributes=(("customer", "42"),)), 10, 20, 49
+    ),
+    "candidates_open_start": search_sql.candidates_sql(TraceQuery(operation_name="GET /cart"), None, 20, 9),
+    "latency_rows": search_sql.latency_rows_sql("cart", "GET /cart", 2, (("http.route", "/a"),), 1, 2, 100),
+    "latency_rows_service_only": search_sql.latency_rows_sql("cart", None, None, (), 1, 2, 1_000_000),
     "index_rows": (search_sql.insert_index_rows_sql("_batch_spans"), []),
     "retention_straddling": search_sql.straddling_traces_sql(5),
     "retention_delete_spans": search_sql.delete_spans_sql(5),

@@ -1,15 +1,13 @@
-WITH child AS (
-    SELECT hex(trace_id) AS trace_key, hex(parent_span_id) AS parent_key, service_name, status_code
+WITH s AS (
+    SELECT hash(trace_id, span_id) AS self_key,
+        CASE WHEN octet_length(parent_span_id) > 0 THEN hash(trace_id, parent_span_id) END AS parent_key,
+        service_name, status_code, start_ns
     FROM lake.spans
-    WHERE start_ns >= ? AND start_ns < ? AND parent_span_id IS NOT NULL
-), parent AS (
-    SELECT hex(trace_id) AS trace_key, hex(span_id) AS span_key, service_name FROM lake.spans
-    WHERE hex(trace_id) IN (SELECT trace_key FROM child)
+    WHERE start_ns >= ? AND start_ns < ?
 )
-SELECT parent.service_name AS parent, child.service_name AS child,
-    count(*) AS call_count, count_if(child.status_code = 2) AS error_count
-FROM child JOIN parent ON child.trace_key = parent.trace_key AND child.parent_key = parent.span_key
-WHERE parent.service_name <> child.service_name
+SELECT p.service_name AS parent, c.service_name AS child, c.status_code = 2 AS is_error,
+    CASE WHEN p.self_key IS NULL THEN c.parent_key END AS lost_key, count(*) AS calls
+FROM s AS c LEFT JOIN s AS p ON c.parent_key = p.self_key
+WHERE c.start_ns >= ? AND c.parent_key IS NOT NULL
 GROUP BY ALL
-ORDER BY parent, child
--- params: [1, 2]
+-- params: [-899999999999, 2, 1]
