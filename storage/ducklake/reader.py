@@ -319,9 +319,12 @@ class LakeReader:
         end_ns: int,
         limit: int = 1_000_000,
     ) -> pa.Table:
-        with self._sessions.read(snapshot=bool(attributes)) as (cur, snapshot):
+        if not attributes:  # one statement: no transaction needed
+            sql = search_sql.latency_rows_sql(service, operation, span_kind, attributes, start_ns, end_ns, limit)
+            return _arrow(self._sessions.cursor(), sql).cast(search_sql.LATENCY_ROWS_SCHEMA)
+        with self._sessions.read(snapshot=True) as (cur, snapshot):
             hints = search_sql.Hints()
-            if attributes and snapshot is not None:
+            if snapshot is not None:
                 span_files = self._lists_in(cur, snapshot)["spans"]
                 if span_files is not None:
                     infos = [self._files.info(f.path, "spans") for f in span_files]
