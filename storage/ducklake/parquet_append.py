@@ -7,7 +7,8 @@ transaction, reading its footer for the column statistics, so the commit stays a
 the transaction rolls back the file is left unreferenced and the store's orphan clean-up
 removes it later.
 
-Only local data paths take this route; object storage (``s3://``...) keeps ``INSERT``.
+Only local data paths take this route, and only spans use it; object storage (``s3://``...)
+keeps ``INSERT``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-#: Parquet settings of appended files: zstd like DuckLake's own writer; one row group per
-#: file at commit sizes, so a file's min/max statistics describe it whole.
-ROW_GROUP_ROWS = 122_880
+from spanlake.storage.ducklake.layout import SPAN_ROW_GROUP_ROWS
 
 
 def is_local_path(data_path: str) -> bool:
@@ -31,11 +30,14 @@ def is_local_path(data_path: str) -> bool:
 def append_table(cur: duckdb.DuckDBPyConnection, data_path: str, table: str, rows: pa.Table) -> str:
     """Write ``rows`` as one Parquet file under ``data_path`` and add it to ``lake.<table>``.
 
-    Must run inside the caller's transaction. Returns the file's path.
+    Row groups have the size the table's DuckLake options give its own inserts
+    (``layout.SPAN_ROW_GROUP_ROWS``), so commit files are as cheap to look a trace up in as
+    compacted ones; zstd like DuckLake's own writer. Must run inside the caller's transaction.
+    Returns the file's path.
     """
     folder = os.path.join(data_path.removeprefix("file://"), "main", table)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"spanlake-{uuid.uuid4().hex}.parquet")
-    pq.write_table(rows, path, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True)
+    pq.write_table(rows, path, compression="zstd", row_group_size=SPAN_ROW_GROUP_ROWS, write_statistics=True)
     cur.execute("CALL ducklake_add_data_files('lake', ?, ?)", [table, path])
     return path
