@@ -22,6 +22,7 @@ that compaction merges.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -37,7 +38,7 @@ import pyarrow as pa
 
 from spanlake.log_model import LogBatch, LogRecord
 from spanlake.metrics_model import SampleBatch
-from spanlake.model import Span, SpanBatch, string_form
+from spanlake.model import SPAN_SCHEMA, Span, SpanBatch, string_form
 from spanlake.storage.api import (
     Capabilities,
     DependencyLink,
@@ -55,7 +56,7 @@ from spanlake.storage.api import (
     TraceQuery,
     TraceSummary,
 )
-from spanlake.storage.ducklake import logs_sql, samples, search_sql
+from spanlake.storage.ducklake import logs_sql, parquet_append, samples, search_sql
 from spanlake.storage.ducklake.extensions import connect
 from spanlake.storage.ducklake.logs_reader import LogsReader
 from spanlake.storage.ducklake.reader import LakeReader
@@ -209,6 +210,38 @@ class DuckLakeStore:
             # Read-path layout options; DuckLake refuses them in the transaction that creates
             # the tables.
             run_transaction(self._con, lambda cur: [cur.execute(s) for s in _statements("table_options.sql")], attempts=20)
+        self._ensure_span_name_map()
+
+    def _ensure_span_name_map(self) -> None:
+        """Register the column mapping that span commit files use, before any commit needs it.
+
+        ``ducklake_add_data_files`` gives each file a name map; the first commit creates it and
+        later ones reuse it. When two processes both create the first map, DuckLake 1.5.5 can
+        crash (SIGSEGV in ``DuckLakeCatalog::LoadNameMaps``, seen with ``--workers`` and in
+        ``test_concurrent_writer_processes``). Registering an empty file here, in the process
+        that opens the store first, creates the map once; the file is then deleted, since no
+        data file refers to it.
+        """
+        if not parquet_append.is_local_path(self._data_path):
+            return
+        has_map = (
+            "SELECT count(*) FROM __ducklake_metadata_lake.ducklake_column_mapping m "
+            "JOIN __ducklake_metadata_lake.ducklake_table t ON m.table_id = t.table_id "
+            "WHERE t.table_name = 'spans' AND t.end_snapshot IS NULL"
+        )
+        if self._con.execute(has_map).fetchone()[0]:
+            return
+        written: list[str] = []
+
+        def body(cur: duckdb.DuckDBPyConnection) -> None:
+            if cur.execute(has_map).fetchone()[0]:  # another process registered it meanwhile
+                return
+            written.append(parquet_append.append_table(cur, self._data_path, "spans", SPAN_SCHEMA.empty_table()))
+
+        run_transaction(self._con, body, attempts=20)
+        for path in written:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
     # -- cursors ----------------------------------------------------------------------------
 

@@ -39,6 +39,26 @@ def test_tables_have_the_model_columns(lake_site: Site) -> None:
         assert cols == schema.names
 
 
+def test_opening_registers_the_span_name_map_once(lake_site: Site) -> None:
+    # The workaround for DuckLake 1.5.5 crashing when two processes create the first name map
+    # at once: the store that opens first creates it, and leaves no file behind.
+    store = lake_site.open()
+    lake_site.open()  # a second process-like opener must reuse it, not add another
+    cur = store._cursor()  # type: ignore[attr-defined]
+    maps = cur.execute(
+        "SELECT count(DISTINCT m.mapping_id) FROM __ducklake_metadata_lake.ducklake_column_mapping m "
+        "JOIN __ducklake_metadata_lake.ducklake_table t ON m.table_id = t.table_id WHERE t.table_name = 'spans'"
+    ).fetchone()[0]
+    assert maps == 1
+    assert list(lake_site.root.rglob("*.parquet")) == []
+    store.write_spans(trace_batch(8, 0, 5)).result(timeout=30)
+    mapped = cur.execute(
+        "SELECT DISTINCT mapping_id FROM __ducklake_metadata_lake.ducklake_data_file f "
+        "JOIN __ducklake_metadata_lake.ducklake_table t ON f.table_id = t.table_id WHERE t.table_name = 'spans'"
+    ).fetchall()
+    assert len(mapped) == 1 and mapped[0][0] is not None  # the commit reused the registered map
+
+
 def test_compaction_merges_files_and_keeps_data(lake_site: Site) -> None:
     store = lake_site.open(cleanup_grace_s=0)
     for i in range(4):
