@@ -91,7 +91,8 @@ def v3_query(request: Request) -> TraceQuery:
         attrs = _parse(params.tags, [attrs_text], [])
     return TraceQuery(
         service_name=p("serviceName", "service_name"),
-        operation_name=p("operationName", "operation_name"),
+        # jaeger-ui 2.20+ (src/api/v3/client.ts) sends the operation as query.span_name.
+        operation_name=p("operationName", "operation_name") or p("spanName", "span_name"),
         attributes=attrs,
         start_min_ns=smin,
         start_max_ns=smax,
