@@ -19,15 +19,23 @@ two halves of a call may arrive in different requests. Besides pairs:
   half still unpaired is counted in ``traces_service_graph_unpaired_spans_total`` only. Both
   count there, labelled with their own service.
 
-Virtual-node edges only have the duration of the side that was measured. Pairing needs both
-halves in one process: with ``--workers N`` the OTLP connection of each service lands on one
-worker, so a call between services sent to different workers ends up as a virtual node on the
-client's side and an unpaired server half.
+Virtual-node edges only have the duration of the side that was measured.
+
+With ``--workers N`` the halves of a call may reach different processes, so the main process's
+graph is the one pairing authority: a worker's graph is put in forwarding mode
+(:meth:`ServiceGraph.forward_to`) and, after pairing what one aggregation pass holds, sends the
+halves left over (a few columns, batched) to the main process, whose graph takes them in with
+:meth:`ServiceGraph.receive` and pairs and expires them with its own. Edges that need no
+pairing (databases, callers without a parent) and pairs found within one worker's pass are
+counted by that worker, so every edge is counted by exactly one process.
+:mod:`spanlake.collector.servicegraph_relay` carries the halves between processes.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -51,6 +59,8 @@ from spanlake.metrics_model import (
 )
 from spanlake.model import SpanBatch
 
+log = logging.getLogger("spanlake.collector.servicegraph")
+
 CLIENT, SERVER, PRODUCER, CONSUMER = 3, 2, 4, 5
 PEER_ATTRIBUTES = ("peer.service", "db.name", "db.system")
 DATABASE_ATTRIBUTES = ("db.system", "db.name")
@@ -67,6 +77,11 @@ _CLIENT_SCHEMA = pa.schema([("trace_id", pa.binary()), ("key", pa.binary()), ("c
 _SERVER_SCHEMA = pa.schema([("trace_id", pa.binary()), ("key", pa.binary()), ("s_service", pa.string()),
                             ("s_kind", pa.uint8()), ("s_failed", pa.bool_()), ("s_dur", pa.int64()),
                             ("s_seen", pa.int64())])
+#: What waiting halves look like: the tables :meth:`ServiceGraph.forward_to` sends and
+#: :meth:`ServiceGraph.receive` takes (``*_seen`` is restamped by the receiving graph).
+HALF_SCHEMAS = (_CLIENT_SCHEMA, _SERVER_SCHEMA)
+#: Sends a worker's leftover (clients, servers) halves to the pairing process.
+Forward = Callable[[pa.Table, pa.Table], None]
 
 
 @dataclass
@@ -80,7 +95,8 @@ class _Edge:
 
 
 class ServiceGraph:
-    """Pairs halves and accumulates edges between flushes; used by one thread."""
+    """Pairs halves and accumulates edges between flushes; used by one thread, except
+    :meth:`receive`, which any thread may call."""
 
     def __init__(
         self,
@@ -99,10 +115,53 @@ class ServiceGraph:
         self._edges: dict[tuple, _Edge] = {}
         self._unpaired: dict[tuple[str, str], int] = {}  # (side label, service) -> count
         self._dropped: dict[tuple[str, str], int] = {}
+        self._forward: Forward | None = None
+        self._inbox: deque[tuple[pa.Table, pa.Table]] = deque()  # append/popleft are thread-safe
 
     @property
     def pending(self) -> int:
         return self._clients.num_rows + self._servers.num_rows
+
+    # -- across processes -----------------------------------------------------------------
+
+    def forward_to(self, send: Forward | None) -> None:
+        """Forwarding mode (a ``--workers`` receiver): halves still unpaired at the end of
+        :meth:`observe` go to ``send(clients, servers)`` instead of waiting here; ``None`` turns
+        it off. If ``send`` raises (the pairing process is gone) the graph logs it and falls
+        back to pairing on its own."""
+        self._forward = send
+
+    def receive(self, clients: pa.Table, servers: pa.Table) -> None:
+        """Halves another process forwarded (any thread; tables of :data:`HALF_SCHEMAS`). They
+        are paired at the next :meth:`observe` or :meth:`expire` and wait ``wait`` from then."""
+        self._inbox.append((clients, servers))
+
+    def _take_inbox(self, now: int) -> None:
+        clients, servers = [self._clients], [self._servers]
+        while self._inbox:
+            c, s = self._inbox.popleft()
+            if c.num_rows:
+                clients.append(c.set_column(c.schema.get_field_index("c_seen"), "c_seen",
+                                            pa.array(np.full(c.num_rows, now), pa.int64())))
+            if s.num_rows:
+                servers.append(s.set_column(s.schema.get_field_index("s_seen"), "s_seen",
+                                            pa.array(np.full(s.num_rows, now), pa.int64())))
+        if len(clients) > 1:
+            self._clients = pa.concat_tables(clients)
+        if len(servers) > 1:
+            self._servers = pa.concat_tables(servers)
+
+    def _send_pending(self) -> None:
+        c, s = self._clients, self._servers
+        if not (c.num_rows or s.num_rows):
+            return
+        try:
+            self._forward(c, s)  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - whatever the channel raises, pair here instead
+            log.warning("cannot forward service-graph halves; pairing in this process from now on: %s", exc)
+            self._forward = None
+            return
+        self._clients, self._servers = _CLIENT_SCHEMA.empty_table(), _SERVER_SCHEMA.empty_table()
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -117,7 +176,12 @@ class ServiceGraph:
                 self._take_clients(batch, clients, now)
             if len(servers):
                 self._take_servers(spans.select(_SERVER_COLUMNS).take(servers), now)
+        if self._inbox:
+            self._take_inbox(now)
         self._pair()
+        if self._forward is not None:
+            self._send_pending()
+            return
         self._expire(now)
 
     def _take_clients(self, batch: SpanBatch, rows: np.ndarray, now: int) -> None:
@@ -173,8 +237,16 @@ class ServiceGraph:
     # -- pairing and expiry ---------------------------------------------------------------
 
     def expire(self) -> None:
-        """Complete or count the halves that waited longer than ``wait`` (when no spans come)."""
-        self._expire(self.clock())
+        """Pair what :meth:`receive` brought and complete or count the halves that waited
+        longer than ``wait`` (called when no spans come)."""
+        now = self.clock()
+        if self._inbox:
+            self._take_inbox(now)
+            self._pair()
+        if self._forward is not None:
+            self._send_pending()
+            return
+        self._expire(now)
 
     def _pair(self) -> None:
         c, s = self._clients, self._servers

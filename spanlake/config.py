@@ -132,7 +132,7 @@ class MetricsConfig(_Section):
     span_metrics_dimensions: str = Field("", description="Comma-separated span or resource attributes added as labels to span metrics, e.g. 'http.request.method,deployment.environment.name'.")
     cardinality_limit: int = Field(5000, ge=0, description="Label sets each derived metric keeps per process; more go into an otel_metric_overflow=\"true\" series (0: no limit).")
     service_graph_wait: str = Field("10s", description="How long a client or server span waits for its other half before it counts as unpaired.")
-    service_graph_max_pending: int = Field(100_000, ge=100, description="Unpaired client (and server) spans kept per process while they wait; the oldest are dropped beyond.")
+    service_graph_max_pending: int = Field(100_000, ge=100, description="Unpaired client (and server) spans kept while they wait (by the main process, for all workers); the oldest are dropped beyond.")
 
     @field_validator("resolution")
     @classmethod

@@ -3,10 +3,14 @@
 The main process opens the store, binds every listener (OTLP/gRPC, OTLP/HTTP, query HTTP),
 prints the addresses it really listens on, and marks itself ready. With ``--workers N`` it
 starts N-1 receiver processes that bind the same OTLP ports (SO_REUSEPORT: the kernel spreads
-connections over them) and write to the same store, so decoding uses every core.
+connections over them) and write to the same store, so decoding uses every core. Every
+process derives series from the spans it receives, except that the main process pairs the
+service graph's halves for all of them: each worker forwards the halves it could not pair over
+a pipe (:mod:`spanlake.collector.servicegraph_relay`).
 
 Shutdown (SIGINT/SIGTERM): stop accepting, let in-flight exports finish, commit everything
-accepted, close the store, exit 0.
+accepted, let the workers send their last halves and exit, write the last derived series,
+close the store, exit 0.
 """
 
 from __future__ import annotations
@@ -86,16 +90,26 @@ class _Receivers:
     http_port: int
     aggregation: Any = None  # collector.aggregation.MetricsAggregation
 
-    async def stop(self) -> None:
+    async def stop_listeners(self) -> None:
+        """Stop accepting and let in-flight exports finish."""
         self.http_server.should_exit = True
         await self.grpc_server.stop(grace=10)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.http_task, 15)
+
+    async def close_aggregation(self) -> None:
         if self.aggregation is not None:  # writes the last partial interval
             await asyncio.to_thread(self.aggregation.close)
 
+    async def stop(self) -> None:
+        await self.stop_listeners()
+        await self.close_aggregation()
 
-async def _start_receivers(config: Config, store, grpc_port: int, http_port: int) -> _Receivers:
+
+async def _start_receivers(config: Config, store, grpc_port: int, http_port: int, *,
+                           forward_halves: Any = None) -> _Receivers:
+    """Start the OTLP receivers of this process. ``forward_halves`` (a worker's
+    ``HalfSender``) puts its service graph in forwarding mode before any span arrives."""
     from spanlake.collector.grpc_server import start_grpc_receiver
     from spanlake.collector.http_server import create_otlp_http_app
     from spanlake.collector.ingest import span_ingest
@@ -105,6 +119,8 @@ async def _start_receivers(config: Config, store, grpc_port: int, http_port: int
     from spanlake.collector.signals import metric_ingest, metrics_signal
 
     aggregation = start_aggregation(config.metrics, store)
+    if forward_halves is not None and aggregation.service_graph is not None:
+        aggregation.service_graph.forward_to(forward_halves)
     observed = aggregation.wrap(store)  # committed spans and logs also feed the derived series
     signals = [traces_signal(span_ingest(observed)), logs_signal(log_ingest(observed)),
                metrics_signal(metric_ingest(store))]
@@ -162,7 +178,8 @@ async def _serve_main(config: Config) -> int:
         "http": _display(qhost, query_port),
         "query-grpc": _display(qghost, query_grpc_port),
     }
-    workers = _start_workers(config, receivers.grpc_port, receivers.http_port)
+    workers, relay = _start_workers(config, receivers.grpc_port, receivers.http_port,
+                                    receivers.aggregation.service_graph if receivers.aggregation else None)
     for name, addr in addresses.items():
         # A plain line for people and scripts; the JSON log line for log pipelines.
         print(f"spanlake: {name} listening on {addr}", flush=True)
@@ -186,9 +203,13 @@ async def _serve_main(config: Config) -> int:
     for proc in workers:
         if proc.is_alive():
             os.kill(proc.pid, signal.SIGTERM)
-    await receivers.stop()
-    for proc in workers:
-        await asyncio.to_thread(proc.join, 30)
+    await receivers.stop_listeners()
+    # The workers' last halves reach the graph before its last pass: wait for their pipes to
+    # close (each worker closes its pipe after its aggregation's final pass), then for them.
+    if relay is not None:
+        await asyncio.to_thread(relay.close, 30)
+    await asyncio.to_thread(_join_workers, workers, 30)
+    await receivers.close_aggregation()
     query_server.should_exit = True
     with contextlib.suppress(Exception):
         await asyncio.wait_for(query_task, 10)
@@ -198,37 +219,73 @@ async def _serve_main(config: Config) -> int:
     return 0
 
 
-def _start_workers(config: Config, grpc_port: int, http_port: int) -> list[multiprocessing.Process]:
+def _start_workers(config: Config, grpc_port: int, http_port: int,
+                   graph: Any = None) -> tuple[list[multiprocessing.Process], Any]:
+    """Start ``workers - 1`` receiver processes; with a service graph, also the relay that
+    takes their unpaired halves into ``graph`` (one one-way pipe per worker)."""
     ctx = multiprocessing.get_context("spawn")
-    procs = []
+    procs, pipes = [], {}
     for i in range(1, config.collector.workers):
+        reader = writer = None
+        if graph is not None:
+            reader, writer = ctx.Pipe(duplex=False)
         p = ctx.Process(
             target=worker_main,
-            args=(config.model_dump(), grpc_port, http_port, i),
+            args=(config.model_dump(), grpc_port, http_port, i, writer),
             name=f"spanlake-worker-{i}",
             daemon=False,
         )
         p.start()
         procs.append(p)
-    return procs
+        if reader is not None and writer is not None:
+            writer.close()  # the worker holds the only write end: its exit is the relay's EOF
+            pipes[reader] = f"worker-{i}"
+    relay = None
+    if pipes:
+        from spanlake.collector.servicegraph_relay import HalfRelay
+
+        relay = HalfRelay(graph, pipes)
+    return procs, relay
 
 
-def worker_main(config_doc: dict, grpc_port: int, http_port: int, index: int) -> None:
-    """Entry point of a receiver worker process (OTLP receivers and a store writer, no query)."""
+def _join_workers(procs: list[multiprocessing.Process], timeout: float) -> None:
+    """Wait for the workers to exit; one still running after ``timeout`` is killed."""
+    for proc in procs:
+        proc.join(timeout)
+        if proc.is_alive():
+            log.error("worker did not stop; killing it", extra={"pid": proc.pid})
+            proc.kill()
+            proc.join(5)
+        elif proc.exitcode:
+            log.warning("worker exited with an error", extra={"pid": proc.pid, "exitcode": proc.exitcode})
+
+
+def worker_main(config_doc: dict, grpc_port: int, http_port: int, index: int, halves: Any = None) -> None:
+    """Entry point of a receiver worker process (OTLP receivers and a store writer, no query).
+    ``halves`` is the write end of the pipe its service graph forwards unpaired halves on."""
     config = Config.model_validate(config_doc)
     setup_logging(config.server.log_level)
-    sys.exit(asyncio.run(_serve_worker(config, grpc_port, http_port, index)))
+    sys.exit(asyncio.run(_serve_worker(config, grpc_port, http_port, index, halves)))
 
 
-async def _serve_worker(config: Config, grpc_port: int, http_port: int, index: int) -> int:
+async def _serve_worker(config: Config, grpc_port: int, http_port: int, index: int, halves: Any = None) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     _install_stop_handlers(loop, stop)
-    store = await asyncio.to_thread(open_store, config, maintenance=False)
-    receivers = await _start_receivers(config, store, grpc_port, http_port)
-    log.info("worker ready", extra={"worker": index, "pid": os.getpid()})
-    await stop.wait()
-    await receivers.stop()
+    sender = None
+    if halves is not None:
+        from spanlake.collector.servicegraph_relay import HalfSender
+
+        sender = HalfSender(halves)
+    try:
+        store = await asyncio.to_thread(open_store, config, maintenance=False)
+        receivers = await _start_receivers(config, store, grpc_port, http_port, forward_halves=sender)
+        log.info("worker ready", extra={"worker": index, "pid": os.getpid()})
+        await stop.wait()
+        await receivers.stop()  # the aggregation's last pass forwards the last halves
+    finally:
+        if sender is not None:
+            sender.close()
     await asyncio.to_thread(store.close)
     log.info("worker stopped", extra={"worker": index})
     return 0
