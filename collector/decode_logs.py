@@ -1,10 +1,12 @@
 """Decode OTLP log export requests (protobuf or OTLP/JSON) into a :class:`LogBatch`.
 
-The protobuf path mirrors :mod:`.decode_traces`: a private copy of the OTLP logs schema in which
-record attributes, the resource and the scope are left as raw bytes, record fields read
-column-wise, all attributes of a request decoded at once by :mod:`.decode_attributes`, and
-resources and scopes decoded once per distinct serialized form (with the same rows and
-fingerprints as spans, so both signals share them).
+The protobuf path works as :mod:`.decode_traces` does, with the walk, resources, scopes and
+partial-success message of :mod:`.decode_common`: a lazy copy of the OTLP logs schema in which
+record attributes, bodies, the resource and the scope stay raw bytes; record fields read
+column-wise; all attributes of a request decoded at once by :mod:`.decode_attributes`; string
+bodies cut out of the request's bytes by numpy (:func:`_body_columns`), so no Python object is
+built per attribute or per body; resources and scopes decoded once per distinct serialized
+form, with the same rows and fingerprints as spans, so both signals share them.
 
 OTLP/JSON goes through ``json_format`` after :func:`~.otlp_json.hex_ids_to_proto_json` has
 turned the hex ids into the base64 ``json_format`` expects, then through the protobuf path.
@@ -23,22 +25,22 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from itertools import chain
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+import pyarrow.compute as pc
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError as ProtoDecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1 import logs_pb2
-from opentelemetry.proto.resource.v1 import resource_pb2
 
+from spanlake.collector import decode_common as common
 from spanlake.collector import span_columns as col
 from spanlake.collector.decode_attributes import AttributeDecodeError, decode_key_values
-from spanlake.collector.decode_traces import DecodeError, _resource_row, _scope_row
+from spanlake.collector.decode_common import DecodeError, flatten, id_problem
 from spanlake.collector.otlp_json import hex_ids_to_proto_json
 from spanlake.log_model import LOG_SCHEMA, LogBatch, body_columns
 from spanlake.model import encode_proto_any_value
@@ -56,26 +58,12 @@ class LogDecodeResult:
     error_message: str = ""  # empty when nothing was rejected
 
 
-def _lazy_logs_data_class() -> Any:
-    pool = descriptor_pool.DescriptorPool()
-    for module in (common_pb2, resource_pb2):
-        pool.AddSerializedFile(module.DESCRIPTOR.serialized_pb)
-    fdp = descriptor_pb2.FileDescriptorProto.FromString(logs_pb2.DESCRIPTOR.serialized_pb)
-    messages = {m.name: m for m in fdp.message_type}
-    for msg, name in (
-        (messages["ResourceLogs"], "resource"),
-        (messages["ScopeLogs"], "scope"),
-        (messages["LogRecord"], "attributes"),
-    ):
-        (f,) = [f for f in msg.field if f.name == name]
-        f.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
-        f.ClearField("type_name")
-    pool.AddSerializedFile(fdp.SerializeToString())
-    # ExportLogsServiceRequest and LogsData are the same on the wire (field 1, ResourceLogs).
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("opentelemetry.proto.logs.v1.LogsData"))
-
-
-_LazyLogsData = _lazy_logs_data_class()
+# ExportLogsServiceRequest and LogsData are the same on the wire (field 1, ResourceLogs).
+_LazyLogsData = common.lazy_message_class(
+    logs_pb2,
+    [("ResourceLogs", "resource"), ("ScopeLogs", "scope"), ("LogRecord", "body"), ("LogRecord", "attributes")],
+    "LogsData",
+)
 
 _RECORD_FIELDS = [
     attrgetter(name)
@@ -93,17 +81,12 @@ _RECORD_FIELDS = [
         "event_name",
     )
 ]
-_all_items = itemgetter(slice(None))
-_ZERO_TRACE_ID = bytes(16)
-_ZERO_SPAN_ID = bytes(8)
-
-
-@dataclass(slots=True)
-class _ScopeGroup:
-    resource: Any  # decode_traces' resource row
-    scope: Any
-    position: tuple[int, int]
-    num_records: int
+_PATH = ("resourceLogs", "scopeLogs", "logRecords")
+_NOUNS = ("log record", "log records")
+_ZERO_TRACE_ID = pa.scalar(bytes(16), pa.binary())
+_ZERO_SPAN_ID = pa.scalar(bytes(8), pa.binary())
+_NULL_BINARY = pa.scalar(None, pa.binary())
+_STRING_TAG = 0x0A  # AnyValue.string_value (field 1, length-delimited)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,15 +109,7 @@ def decode_logs_protobuf(data: bytes, record_errors: dict[RecordPosition, str] |
 
 
 def _decode(request: Any, record_errors: dict[RecordPosition, str]) -> LogDecodeResult:
-    records: list[Any] = []
-    groups: list[_ScopeGroup] = []
-    for r, rl in enumerate(request.resource_logs):
-        resource = _resource_row(rl.resource, rl.schema_url)
-        for s, sl in enumerate(rl.scope_logs):
-            scope_records = sl.log_records
-            if scope_records:
-                records.extend(scope_records)
-                groups.append(_ScopeGroup(resource, _scope_row(sl.scope, sl.schema_url), (r, s), len(scope_records)))
+    records, groups = common.gather(request.resource_logs, attrgetter("scope_logs"), attrgetter("log_records"))
     n = len(records)
     if n == 0:
         return LogDecodeResult(LogBatch.empty())
@@ -154,21 +129,12 @@ def _decode(request: Any, record_errors: dict[RecordPosition, str]) -> LogDecode
     ) = [list(map(get, records)) for get in _RECORD_FIELDS]
 
     problems = _check_records(trace_ids, span_ids, severities)
-    for (r, s, p), message in record_errors.items():
-        index = _index_of(groups, r, s, p)
-        if index is not None:
-            problems[index] = message
+    common.add_positional_errors(record_errors, groups, problems)
 
-    flat_attrs = list(chain.from_iterable(map(_all_items, filter(None, attributes))))
-    keys, values = decode_key_values(flat_attrs)
+    keys, values = decode_key_values(flatten(attributes))
     attr_counts = np.fromiter(map(len, attributes), np.int64, n)
-    body_text, body_value = zip(*(body_columns(encode_proto_any_value(b)) for b in bodies))
-
-    group_sizes = [g.num_records for g in groups]
-    group_index = pa.array(np.repeat(np.arange(len(groups)), group_sizes))
-
-    def per_group(values: list[Any], type_: pa.DataType) -> pa.Array:
-        return col.repeat_per_group(values, type_, group_sizes, group_index)
+    body_text, body_value = _body_columns(bodies)
+    group_of, group_cols = common.group_columns(groups)
 
     # Time falls back to the observed time, which falls back to the time of receipt.
     now = np.uint64(time.time_ns())
@@ -182,46 +148,77 @@ def _decode(request: Any, record_errors: dict[RecordPosition, str]) -> LogDecode
         pa.array(observed_u64.view(np.int64)),
         col.small_enums(severities),
         col.strings(severity_texts),
-        pa.array(body_text, pa.string()),
-        pa.array(body_value, pa.string()),
+        body_text,
+        body_value,
         col.map_array(attr_counts, keys, values),
         col.uint32s(dropped_attributes),
         col.uint32s(flags),
         _correlation_ids(trace_ids, _ZERO_TRACE_ID),
         _correlation_ids(span_ids, _ZERO_SPAN_ID),
         col.strings(event_names),
-        per_group([g.resource.service_name for g in groups], pa.string()),
-        per_group([g.resource.resource_id for g in groups], pa.uint64()),
-        per_group([g.scope.scope_id for g in groups], pa.uint64()),
-        per_group([g.scope.name for g in groups], pa.string()),
-        per_group([g.scope.version for g in groups], pa.string()),
+        *group_cols,
         pa.array(np.frombuffer(os.urandom(8 * n), np.uint64)),
     ]
     table = pa.Table.from_arrays(columns, schema=LOG_SCHEMA)
 
-    message = ""
-    if problems:
-        message = _rejection_message(problems, groups)
-        keep = np.ones(n, bool)
-        keep[list(problems)] = False
-        table = table.filter(pa.array(keep))
-        group_of = np.repeat(np.arange(len(groups)), group_sizes)
-        groups = [groups[i] for i in np.unique(group_of[keep]).tolist()]
-    resources = list({g.resource.resource_id: g.resource for g in groups}.values())
-    scopes = list({g.scope.scope_id: g.scope for g in groups}.values())
-    batch = LogBatch(table, col.resource_table(resources), col.scope_table(scopes))
+    message = common.rejection_message(problems, groups, _PATH, _NOUNS)
+    table, groups = common.drop_rejected(table, problems, groups, group_of)
+    batch = LogBatch(table, *common.side_tables(groups))
     return LogDecodeResult(batch, len(problems), message)
 
 
-def _correlation_ids(values: list[bytes], zero: bytes) -> pa.Array:
+def _body_columns(bodies: list[bytes]) -> tuple[pa.Array, pa.Array]:
+    """(``body``, ``body_value``) columns of serialized ``AnyValue`` bodies, as
+    :func:`~spanlake.log_model.body_columns` gives them one by one (and does, for the few that
+    are not cut out): a string body is its text and no value; any other body (or none) is its
+    string form and its encoded value.
+
+    String bodies, nearly all of them, are cut out of the request's bytes by numpy and copied by
+    one Arrow ``take`` (``0x0A <length> <UTF-8>``, lengths up to two varint bytes, as
+    :mod:`.decode_attributes` does for attribute values); the others are parsed one by one.
+    """
+    n = len(bodies)
+    packed = pa.array(bodies, pa.binary())
+    bounds = np.frombuffer(packed.buffers()[1], np.int32, n + 1).astype(np.int64)
+    total = int(bounds[-1])
+    # Three bytes of padding: the header reads below never run past the buffer.
+    src = np.zeros(total + 3, np.uint8)
+    if total:
+        src[:total] = np.frombuffer(packed.buffers()[2], np.uint8, total)
+    starts, ends = bounds[:-1], bounds[1:]
+    b0 = src[starts + 1].astype(np.int64)
+    b1 = src[starts + 2].astype(np.int64)
+    two = b0 >= 0x80
+    length = np.where(two, (b0 & 0x7F) | (b1 << 7), b0)
+    text_start = starts + np.where(two, 3, 2)
+    is_string = (ends > starts) & (src[starts] == _STRING_TAG) & ~(two & (b1 >= 0x80)) & (text_start + length == ends)
+    # Pieces [header, text] per body; bodies that are not strings get an empty text piece.
+    cuts = np.empty((n, 2), np.int64)
+    cuts[:, 0] = starts
+    cuts[:, 1] = np.where(is_string, text_start, ends)
+    offsets = np.append(cuts.ravel(), total).astype(np.int32)
+    pieces = pa.StringArray.from_buffers(2 * n, pa.py_buffer(offsets), pa.py_buffer(src))
+    text = pieces.take(pa.array(np.arange(1, 2 * n, 2)))
+    try:
+        text.validate(full=True)
+    except pa.ArrowInvalid as e:
+        raise DecodeError(f"request is not a valid ExportLogsServiceRequest: body is not valid UTF-8: {e}") from None
+    value = pa.nulls(n, pa.string())
+    others = np.flatnonzero(~is_string)
+    if len(others):
+        forms, values = zip(*(body_columns(encode_proto_any_value(AnyValue.FromString(bodies[i])))
+                              for i in others.tolist()))
+        mask = pa.array(~is_string)
+        text = pc.replace_with_mask(text, mask, pa.array(forms, pa.string()))
+        value = pc.replace_with_mask(value, mask, pa.array(values, pa.string()))
+    return text, value
+
+
+def _correlation_ids(values: list[bytes], zero: pa.Scalar) -> pa.Array:
     """Binary ids; empty and all-zero ones (not correlated) are NULL."""
-    return pa.array([v if v and v != zero else None for v in values], pa.binary())
-
-
-def _id_problem(field: str, value: bytes, size: int) -> str | None:
-    if value and len(value) != size:
-        return f"{field} is {len(value)} bytes, expected {size} or empty"
-    return None
+    ids = pa.array(values, pa.binary())
+    absent = pc.or_(pc.equal(pc.binary_length(ids), 0), pc.equal(ids, zero))
+    return pc.if_else(absent, _NULL_BINARY, ids)
 
 
 def _check_records(trace_ids: list[bytes], span_ids: list[bytes], severities: list[int]) -> dict[int, str]:
@@ -235,34 +232,13 @@ def _check_records(trace_ids: list[bytes], span_ids: list[bytes], severities: li
     problems: dict[int, str] = {}
     for i, (tid, sid, sev) in enumerate(zip(trace_ids, span_ids, severities)):
         problem = (
-            _id_problem("traceId", tid, 16)
-            or _id_problem("spanId", sid, 8)
+            id_problem("traceId", tid, 16, optional=True, allow_zero=True)
+            or id_problem("spanId", sid, 8, optional=True, allow_zero=True)
             or (None if 0 <= sev <= 255 else f"severityNumber is {sev}, expected 0..255")
         )
         if problem:
             problems[i] = problem
     return problems
-
-
-def _index_of(groups: list[_ScopeGroup], r: int, s: int, p: int) -> int | None:
-    start = 0
-    for g in groups:
-        if g.position == (r, s):
-            return start + p if 0 <= p < g.num_records else None
-        start += g.num_records
-    return None
-
-
-def _rejection_message(problems: dict[int, str], groups: list[_ScopeGroup], limit: int = 5) -> str:
-    starts = np.concatenate(([0], np.cumsum([g.num_records for g in groups]))).astype(int)
-    parts = []
-    for i in sorted(problems)[:limit]:
-        g = int(np.searchsorted(starts, i, side="right")) - 1
-        (r, s), p = groups[g].position, i - int(starts[g])
-        parts.append(f"resourceLogs[{r}].scopeLogs[{s}].logRecords[{p}].{problems[i]}")
-    more = f"; and {len(problems) - limit} more" if len(problems) > limit else ""
-    noun = "log record" if len(problems) == 1 else "log records"
-    return f"{len(problems)} {noun} rejected: " + "; ".join(parts) + more
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from google.protobuf.message import DecodeError as ProtoDecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
+from spanlake.collector.decode_common import DecodeError
 from spanlake.collector.otlp_json import hex_ids_to_proto_json
 from spanlake.metrics_model import (
     CUMULATIVE,
@@ -57,10 +58,6 @@ _DELTA_T = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
 _CUMULATIVE_T = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
 _NO_RECORDED_VALUE = metrics_pb2.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _MAX_PROBLEMS = 5
-
-
-class DecodeError(ValueError):
-    """The request cannot be decoded at all (not OTLP, truncated, malformed)."""
 
 
 @dataclass

@@ -10,7 +10,9 @@ This runs for every span received, so it is built for speed:
 * All attributes of the request (spans, events, links) are decoded together by numpy in
   :mod:`.decode_attributes` (one by one, behind a cache, when there are few); maps are
   assembled from flat offsets/keys/values arrays, see :mod:`.span_columns`.
-* Resources, scopes and statuses repeat: their decoded form is cached by their bytes.
+* Resources, scopes and statuses repeat: their decoded form is cached by their bytes. The
+  request walk, resources, scopes and the partial-success message are shared with the log
+  decoder in :mod:`.decode_common`.
 
 ``bench/decode.py`` measures it against ``ParseFromString`` alone.
 
@@ -22,41 +24,25 @@ success). A request that cannot be parsed raises :class:`DecodeError`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError as ProtoDecodeError
-from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
-from opentelemetry.proto.resource.v1 import resource_pb2
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1 import trace_pb2
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from spanlake.collector import decode_common as common
 from spanlake.collector import span_columns as col
 from spanlake.collector.decode_attributes import AttributeDecodeError, decode_key_values
-from spanlake.model import (
-    MISSING_SERVICE_NAME,
-    SPAN_SCHEMA,
-    SpanBatch,
-    encode_proto_any_value,
-    resource_fingerprint,
-    scope_fingerprint,
-    string_form,
-)
+from spanlake.collector.decode_common import DecodeError, flatten, id_problem, remember
+from spanlake.model import SPAN_SCHEMA, SpanBatch
 
 __all__ = ["DecodeError", "DecodeResult", "SpanPosition", "decode_export_trace_request", "decode_request_bytes"]
 
 #: Position of a span in a request: (resourceSpans index, scopeSpans index, spans index).
 SpanPosition = tuple[int, int, int]
-
-
-class DecodeError(ValueError):
-    """The request cannot be decoded at all (not OTLP, truncated, malformed)."""
 
 
 @dataclass
@@ -72,27 +58,19 @@ class DecodeResult:
 
 
 def _lazy_traces_data_class() -> Any:
-    pool = descriptor_pool.DescriptorPool()
-    for module in (common_pb2, resource_pb2):
-        pool.AddSerializedFile(module.DESCRIPTOR.serialized_pb)
-    fdp = descriptor_pb2.FileDescriptorProto.FromString(trace_pb2.DESCRIPTOR.serialized_pb)
-    messages = {m.name: m for m in fdp.message_type}
-    span = messages["Span"]
-    nested = {m.name: m for m in span.nested_type}
-    for msg, name in (
-        (messages["ResourceSpans"], "resource"),
-        (messages["ScopeSpans"], "scope"),
-        (span, "attributes"),
-        (span, "status"),
-        (nested["Event"], "attributes"),
-        (nested["Link"], "attributes"),
-    ):
-        (f,) = [f for f in msg.field if f.name == name]
-        f.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
-        f.ClearField("type_name")
-    pool.AddSerializedFile(fdp.SerializeToString())
     # ExportTraceServiceRequest and TracesData are the same on the wire (field 1, ResourceSpans).
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("opentelemetry.proto.trace.v1.TracesData"))
+    return common.lazy_message_class(
+        trace_pb2,
+        [
+            ("ResourceSpans", "resource"),
+            ("ScopeSpans", "scope"),
+            ("Span", "attributes"),
+            ("Span", "status"),
+            ("Span.Event", "attributes"),
+            ("Span.Link", "attributes"),
+        ],
+        "TracesData",
+    )
 
 
 _LazyTracesData = _lazy_traces_data_class()
@@ -120,77 +98,15 @@ _SPAN_FIELDS = [
 ]
 _event_row = attrgetter("time_unix_nano", "name", "attributes", "dropped_attributes_count")
 _link_row = attrgetter("trace_id", "span_id", "trace_state", "flags", "attributes", "dropped_attributes_count")
-_all_items = itemgetter(slice(None))
+_PATH = ("resourceSpans", "scopeSpans", "spans")
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
-_CACHE_MAX = 1024
 
 
-# ---------------------------------------------------------------------------------------------
-# Resources, scopes and statuses (decoded once per distinct serialized form)
+# Statuses (decoded once per distinct serialized form; resources and scopes: decode_common)
 # ---------------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class _ResourceRow:
-    resource_id: int
-    service_name: str
-    attributes: list[tuple[str, str]]
-    dropped_attributes_count: int
-    schema_url: str
-
-
-@dataclass(frozen=True, slots=True)
-class _ScopeRow:
-    scope_id: int
-    name: str
-    version: str
-    attributes: list[tuple[str, str]]
-    dropped_attributes_count: int
-    schema_url: str
-
-
-_resource_cache: dict[tuple[bytes, str], _ResourceRow] = {}
-_scope_cache: dict[tuple[bytes, str], _ScopeRow] = {}
 _status_cache: dict[bytes, tuple[int, str]] = {}
-_table_cache: dict[tuple[int, ...], pa.Table] = {}
-
-
-def _remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:
-    if len(cache) >= _CACHE_MAX:
-        cache.clear()
-    cache[key] = value
-    return value
-
-
-def _encoded_attributes(key_values: Any) -> list[tuple[str, str]]:
-    return [(kv.key, encode_proto_any_value(kv.value)) for kv in key_values]
-
-
-def _resource_row(raw: bytes, schema_url: str) -> _ResourceRow:
-    row = _resource_cache.get((raw, schema_url))
-    if row is None:
-        res = Resource.FromString(raw)
-        attrs = _encoded_attributes(res.attributes)
-        # The last one wins if the key repeats (invalid OTLP), as in the read model's dict.
-        names = [v for k, v in attrs if k == "service.name"]
-        service = string_form(names[-1]) if names else MISSING_SERVICE_NAME
-        dropped = res.dropped_attributes_count
-        row = _ResourceRow(resource_fingerprint(attrs, dropped, schema_url), service, attrs, dropped, schema_url)
-        _remember(_resource_cache, (raw, schema_url), row)
-    return row
-
-
-def _scope_row(raw: bytes, schema_url: str) -> _ScopeRow:
-    row = _scope_cache.get((raw, schema_url))
-    if row is None:
-        scope = InstrumentationScope.FromString(raw)
-        attrs = _encoded_attributes(scope.attributes)
-        dropped = scope.dropped_attributes_count
-        fp = scope_fingerprint(scope.name, scope.version, attrs, dropped, schema_url)
-        row = _ScopeRow(fp, scope.name, scope.version, attrs, dropped, schema_url)
-        _remember(_scope_cache, (raw, schema_url), row)
-    return row
 
 
 def _statuses(raws: list[bytes]) -> tuple[tuple[int, ...], tuple[str, ...]]:
@@ -200,17 +116,10 @@ def _statuses(raws: list[bytes]) -> tuple[tuple[int, ...], tuple[str, ...]]:
         decoded = _status_cache.get(raw)
         if decoded is None:
             status = Status.FromString(raw)
-            decoded = _remember(_status_cache, raw, (status.code, status.message))
+            decoded = remember(_status_cache, raw, (status.code, status.message))
         table[raw] = decoded
     codes, messages = zip(*map(table.__getitem__, raws))
     return codes, messages
-
-
-def _table(rows: list[Any], ids: tuple[int, ...], build: Any) -> pa.Table:
-    table = _table_cache.get(ids)
-    if table is None:
-        table = _remember(_table_cache, ids, build(rows))
-    return table
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,26 +144,8 @@ def decode_request_bytes(data: bytes, span_errors: dict[SpanPosition, str] | Non
         raise DecodeError(f"request is not a valid ExportTraceServiceRequest: {e}") from None
 
 
-@dataclass(slots=True)
-class _ScopeGroup:
-    """The spans of one ScopeSpans: its resource and scope, where it is in the request."""
-
-    resource: _ResourceRow
-    scope: _ScopeRow
-    position: tuple[int, int]
-    num_spans: int
-
-
 def _decode(request: Any, span_errors: dict[SpanPosition, str]) -> DecodeResult:
-    spans: list[Any] = []
-    groups: list[_ScopeGroup] = []
-    for r, rs in enumerate(request.resource_spans):
-        resource = _resource_row(rs.resource, rs.schema_url)
-        for s, ss in enumerate(rs.scope_spans):
-            scope_spans = ss.spans
-            if scope_spans:
-                spans.extend(scope_spans)
-                groups.append(_ScopeGroup(resource, _scope_row(ss.scope, ss.schema_url), (r, s), len(scope_spans)))
+    spans, groups = common.gather(request.resource_spans, attrgetter("scope_spans"), attrgetter("spans"))
     n = len(spans)
     if n == 0:
         return DecodeResult(SpanBatch.empty())
@@ -280,7 +171,7 @@ def _decode(request: Any, span_errors: dict[SpanPosition, str]) -> DecodeResult:
     status_codes, status_messages = _statuses(statuses)
 
     problems = _check_spans(trace_ids, span_ids, parent_ids, kinds, status_codes)
-    span_attrs = _flatten(attributes)
+    span_attrs = flatten(attributes)
     span_attr_counts = np.fromiter(map(len, attributes), np.int64, n)
     event_cols, event_counts, event_attrs, event_attr_counts = _children(events, _event_row, 2, n)
     link_cols, link_counts, link_attrs, link_attr_counts = _children(links, _link_row, 4, n)
@@ -291,12 +182,7 @@ def _decode(request: Any, span_errors: dict[SpanPosition, str]) -> DecodeResult:
     n_span, n_event = len(span_attrs), len(event_attrs)
     attr_map, promoted = col.span_attributes(keys.slice(0, n_span), values.slice(0, n_span), span_attr_counts)
 
-    group_sizes = [g.num_spans for g in groups]
-    group_of_span = np.repeat(np.arange(len(groups)), group_sizes)
-    group_index = pa.array(group_of_span)
-
-    def per_group(values: list[Any], type_: pa.DataType) -> pa.Array:
-        return col.repeat_per_group(values, type_, group_sizes, group_index)
+    group_of_span, group_cols = common.group_columns(groups)
 
     start_u64 = np.fromiter(starts, np.uint64, n)
     end_u64 = np.fromiter(ends, np.uint64, n)
@@ -313,11 +199,7 @@ def _decode(request: Any, span_errors: dict[SpanPosition, str]) -> DecodeResult:
         pa.array((end_u64 - start_u64).view(np.int64)),
         col.small_enums(status_codes),
         col.strings(status_messages),
-        per_group([g.resource.service_name for g in groups], pa.string()),
-        per_group([g.resource.resource_id for g in groups], pa.uint64()),
-        per_group([g.scope.scope_id for g in groups], pa.uint64()),
-        per_group([g.scope.name for g in groups], pa.string()),
-        per_group([g.scope.version for g in groups], pa.string()),
+        *group_cols,
         attr_map,
         *promoted.values(),
         col.uint32s(dropped_attributes),
@@ -332,58 +214,30 @@ def _decode(request: Any, span_errors: dict[SpanPosition, str]) -> DecodeResult:
     ]
     table = pa.Table.from_arrays(columns, schema=SPAN_SCHEMA)
 
-    if span_errors:
-        _add_positional_errors(span_errors, groups, problems)
-    message = ""
-    if problems:
-        message = _rejection_message(problems, groups)
-        keep = np.ones(n, bool)
-        keep[list(problems)] = False
-        table = table.filter(pa.array(keep))
-        groups = [groups[i] for i in np.unique(group_of_span[keep]).tolist()]
-    resources = list({g.resource.resource_id: g.resource for g in groups}.values())
-    scopes = list({g.scope.scope_id: g.scope for g in groups}.values())
-    batch = SpanBatch(
-        table,
-        _table(resources, tuple(r.resource_id for r in resources), col.resource_table),
-        _table(scopes, tuple(s.scope_id for s in scopes), col.scope_table),
-    )
+    common.add_positional_errors(span_errors, groups, problems)
+    message = common.rejection_message(problems, groups, _PATH, ("span", "spans"))
+    table, groups = common.drop_rejected(table, problems, groups, group_of_span)
+    batch = SpanBatch(table, *common.side_tables(groups))
     return DecodeResult(batch, len(problems), message)
-
-
-def _flatten(containers: Any) -> list[Any]:
-    # Slicing a upb repeated container to a list is about 3x faster than iterating it.
-    return list(chain.from_iterable(map(_all_items, filter(None, containers))))
 
 
 def _children(
     containers: list[Any], row: attrgetter, attr_column: int, n: int
 ) -> tuple[tuple[tuple[Any, ...], ...], np.ndarray, list[bytes], np.ndarray]:
     """Columns of the events (or links) of all spans, their count per span, and their attributes."""
-    children = _flatten(containers)
+    children = flatten(containers)
     if not children:
         return (), np.zeros(n, np.int64), [], np.zeros(0, np.int64)
     counts = np.fromiter(map(len, containers), np.int64, n)
     cols = tuple(zip(*map(row, children)))
     attrs = cols[attr_column]
     attr_counts = np.fromiter(map(len, attrs), np.int64, len(children))
-    return cols, counts, _flatten(attrs), attr_counts
+    return cols, counts, flatten(attrs), attr_counts
 
 
 # ---------------------------------------------------------------------------------------------
 # Validation
 # ---------------------------------------------------------------------------------------------
-
-
-def _id_problem(field: str, value: bytes, size: int, optional: bool = False) -> str | None:
-    if optional and not value:
-        return None
-    if len(value) != size:
-        expected = f"{size} or empty" if optional else str(size)
-        return f"{field} is {len(value)} bytes, expected {expected}"
-    if value == bytes(size):
-        return f"{field} is all zeros"
-    return None
 
 
 def _check_spans(
@@ -408,9 +262,9 @@ def _check_spans(
     problems: dict[int, str] = {}
     for i, (tid, sid, pid, kind, code) in enumerate(zip(trace_ids, span_ids, parent_ids, kinds, status_codes)):
         problem = (
-            _id_problem("traceId", tid, 16)
-            or _id_problem("spanId", sid, 8)
-            or _id_problem("parentSpanId", pid, 8, optional=True)
+            id_problem("traceId", tid, 16)
+            or id_problem("spanId", sid, 8)
+            or id_problem("parentSpanId", pid, 8, optional=True)
             or (None if 0 <= kind <= 255 else f"kind is {kind}, expected 0..255")
             or (None if 0 <= code <= 255 else f"status.code is {code}, expected 0..255")
         )
@@ -435,33 +289,6 @@ def _check_links(
     for j, (tid, sid) in enumerate(zip(trace_ids, span_ids)):
         owner = owners[j]
         link = f"links[{j - first[owner]}]"
-        problem = _id_problem(f"{link}.traceId", tid, 16) or _id_problem(f"{link}.spanId", sid, 8)
+        problem = id_problem(f"{link}.traceId", tid, 16) or id_problem(f"{link}.spanId", sid, 8)
         if problem:
             problems.setdefault(owner, problem)
-
-
-def _group_starts(groups: list[_ScopeGroup]) -> list[int]:
-    return np.concatenate(([0], np.cumsum([g.num_spans for g in groups]))).astype(int).tolist()
-
-
-def _add_positional_errors(
-    span_errors: dict[SpanPosition, str], groups: list[_ScopeGroup], problems: dict[int, str]
-) -> None:
-    starts = _group_starts(groups)
-    where = {g.position: (starts[i], g.num_spans) for i, g in enumerate(groups)}
-    for (r, s, p), message in span_errors.items():
-        start, count = where.get((r, s), (0, 0))
-        if 0 <= p < count:
-            problems[start + p] = message
-
-
-def _rejection_message(problems: dict[int, str], groups: list[_ScopeGroup], limit: int = 5) -> str:
-    starts = _group_starts(groups)
-    parts = []
-    for i in sorted(problems)[:limit]:
-        g = int(np.searchsorted(starts, i, side="right")) - 1
-        (r, s), p = groups[g].position, i - starts[g]
-        parts.append(f"resourceSpans[{r}].scopeSpans[{s}].spans[{p}].{problems[i]}")
-    more = f"; and {len(problems) - limit} more" if len(problems) > limit else ""
-    noun = "span" if len(problems) == 1 else "spans"
-    return f"{len(problems)} {noun} rejected: " + "; ".join(parts) + more

@@ -2,8 +2,9 @@
 
 Both receivers (gRPC and HTTP) call :meth:`Ingest.export` and translate its result or its
 :class:`ExportFailure` into their own status codes, so every protocol gets the same semantics:
-the response is sent only after the accepted spans are committed; invalid spans are reported
+the response is sent only after the accepted items are committed; invalid items are reported
 as partial success while the valid ones are stored; a full queue asks the client to retry.
+Each signal counts its items under its own counters (``telemetry.RECEIVER_COUNTERS``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Ingest:
     def __init__(self, signal: str, submit: Callable[[object], "asyncio.Future[None] | object"]) -> None:
         self.signal = signal
         self._submit = submit
+        self._counters = telemetry.RECEIVER_COUNTERS[signal]
 
     async def export(self, protocol: str, decode: Callable[[], Decoded]) -> ExportResult:
         started = time.perf_counter()
@@ -90,12 +92,11 @@ class Ingest:
         try:
             decoded = decode()
         except ValueError as e:
-            telemetry.SPANS_REJECTED.labels(protocol, "undecodable").inc()
+            self._counters.rejected.labels(protocol, "undecodable").inc()
             raise ExportFailure(FailureKind.INVALID, str(e)) from None
-        if self.signal == "traces":
-            telemetry.SPANS_RECEIVED.labels(protocol).inc(decoded.count + decoded.rejected)
-            if decoded.rejected:
-                telemetry.SPANS_REJECTED.labels(protocol, "invalid").inc(decoded.rejected)
+        self._counters.received.labels(protocol).inc(decoded.count + decoded.rejected)
+        if decoded.rejected:
+            self._counters.rejected.labels(protocol, "invalid").inc(decoded.rejected)
         if decoded.count == 0:
             return ExportResult(0, decoded.rejected, decoded.message)
         try:
@@ -115,13 +116,11 @@ class Ingest:
             self._count_rejected(protocol, "store_error", decoded.count)
             log.error("commit failed", extra={"signal": self.signal, "error": str(e)})
             raise ExportFailure(FailureKind.INTERNAL, f"storage error: {e}") from None
-        if self.signal == "traces":
-            telemetry.SPANS_ACCEPTED.labels(protocol).inc(decoded.count)
+        self._counters.accepted.labels(protocol).inc(decoded.count)
         return ExportResult(decoded.count, decoded.rejected, decoded.message)
 
     def _count_rejected(self, protocol: str, reason: str, n: int) -> None:
-        if self.signal == "traces":
-            telemetry.SPANS_REJECTED.labels(protocol, reason).inc(n)
+        self._counters.rejected.labels(protocol, reason).inc(n)
 
 
 def span_ingest(writer: SpanWriter) -> Ingest:

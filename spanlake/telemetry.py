@@ -1,5 +1,8 @@
 """Spanlake's own metrics (Prometheus): what the receivers accepted and rejected, and how fast.
 
+Each signal counts its own items: ``spanlake_receiver_spans_*``, ``..._log_records_*`` and
+``..._metric_points_*`` (received, accepted, rejected by reason), per protocol.
+
 With ``--workers N`` the receiver processes share their counters through prometheus_client's
 multiprocess mode: the serve command sets ``PROMETHEUS_MULTIPROC_DIR`` before this module is
 imported, and :func:`render` merges every process's values.
@@ -8,6 +11,7 @@ imported, and :func:`render` merges every process's values.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -15,6 +19,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+_REASONS = "invalid, queue_full, undecodable, store_error, unavailable"
 
 SPANS_RECEIVED = Counter(
     "spanlake_receiver_spans_received", "Spans in export requests that decoded.", ["protocol"]
@@ -24,9 +30,49 @@ SPANS_ACCEPTED = Counter(
 )
 SPANS_REJECTED = Counter(
     "spanlake_receiver_spans_rejected",
-    "Spans not stored, by reason (invalid, queue_full, too_large, undecodable, store_error, unavailable).",
+    f"Spans not stored, by reason ({_REASONS}; undecodable counts requests).",
     ["protocol", "reason"],
 )
+LOG_RECORDS_RECEIVED = Counter(
+    "spanlake_receiver_log_records_received", "Log records in export requests that decoded.", ["protocol"]
+)
+LOG_RECORDS_ACCEPTED = Counter(
+    "spanlake_receiver_log_records_accepted", "Log records committed to the store.", ["protocol"]
+)
+LOG_RECORDS_REJECTED = Counter(
+    "spanlake_receiver_log_records_rejected",
+    f"Log records not stored, by reason ({_REASONS}; undecodable counts requests).",
+    ["protocol", "reason"],
+)
+METRIC_POINTS_RECEIVED = Counter(
+    "spanlake_receiver_metric_points_received", "Metric data points in export requests that decoded.", ["protocol"]
+)
+METRIC_POINTS_ACCEPTED = Counter(
+    "spanlake_receiver_metric_points_accepted", "Metric data points committed to the store.", ["protocol"]
+)
+METRIC_POINTS_REJECTED = Counter(
+    "spanlake_receiver_metric_points_rejected",
+    f"Metric data points not stored, by reason ({_REASONS}; undecodable counts requests).",
+    ["protocol", "reason"],
+)
+
+
+@dataclass(frozen=True)
+class ReceiverCounters:
+    """The item counters of one OTLP signal, named after its items as the OpenTelemetry
+    Collector's receivers name theirs (spans, log records, metric points)."""
+
+    received: Counter
+    accepted: Counter
+    rejected: Counter
+
+
+#: Signal name (``traces``, ``logs``, ``metrics``) -> its counters.
+RECEIVER_COUNTERS = {
+    "traces": ReceiverCounters(SPANS_RECEIVED, SPANS_ACCEPTED, SPANS_REJECTED),
+    "logs": ReceiverCounters(LOG_RECORDS_RECEIVED, LOG_RECORDS_ACCEPTED, LOG_RECORDS_REJECTED),
+    "metrics": ReceiverCounters(METRIC_POINTS_RECEIVED, METRIC_POINTS_ACCEPTED, METRIC_POINTS_REJECTED),
+}
 REQUESTS = Counter(
     "spanlake_receiver_requests", "Export requests by signal and outcome (ok, partial, error code).",
     ["protocol", "signal", "outcome"],

@@ -53,6 +53,11 @@ def insert_log_index_rows_sql(source: str) -> str:
     )
 
 
+def insert_log_index_from_sql(source: str) -> str:
+    """INSERT of log trace index rows already aggregated in ``source`` (``logs_append.index_rows``)."""
+    return f"INSERT INTO lake.log_trace_index BY NAME SELECT * FROM {source}"
+
+
 # ---------------------------------------------------------------------------------------------
 # Conditions
 # ---------------------------------------------------------------------------------------------

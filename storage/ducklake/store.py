@@ -36,7 +36,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from spanlake.log_model import LogBatch, LogRecord
+from spanlake.log_model import LOG_SCHEMA, LogBatch, LogRecord
 from spanlake.metrics_model import SampleBatch
 from spanlake.model import SPAN_SCHEMA, Span, SpanBatch, string_form
 from spanlake.storage.api import (
@@ -56,7 +56,7 @@ from spanlake.storage.api import (
     TraceQuery,
     TraceSummary,
 )
-from spanlake.storage.ducklake import logs_sql, parquet_append, samples, search_sql
+from spanlake.storage.ducklake import logs_append, logs_sql, parquet_append, samples, search_sql
 from spanlake.storage.ducklake.extensions import connect
 from spanlake.storage.ducklake.logs_reader import LogsReader
 from spanlake.storage.ducklake.reader import LakeReader
@@ -210,38 +210,45 @@ class DuckLakeStore:
             # Read-path layout options; DuckLake refuses them in the transaction that creates
             # the tables.
             run_transaction(self._con, lambda cur: [cur.execute(s) for s in _statements("table_options.sql")], attempts=20)
-        self._ensure_span_name_map()
+        self._ensure_name_maps()
 
-    def _ensure_span_name_map(self) -> None:
-        """Register the column mapping that span commit files use, before any commit needs it.
+    def _ensure_name_maps(self) -> None:
+        """Register the column mappings that span and log commit files use, before any commit
+        needs them.
 
         ``ducklake_add_data_files`` gives each file a name map; the first commit creates it and
         later ones reuse it. When two processes both create the first map, DuckLake 1.5.5 can
         crash (SIGSEGV in ``DuckLakeCatalog::LoadNameMaps``, seen with ``--workers`` and in
-        ``test_concurrent_writer_processes``). Registering an empty file here, in the process
-        that opens the store first, creates the map once; the file is then deleted, since no
-        data file refers to it.
+        ``test_concurrent_writer_processes``). Registering an empty file per table here, in the
+        process that opens the store first, creates each map once; the files are then deleted,
+        since no data file refers to them.
         """
         if not parquet_append.is_local_path(self._data_path):
             return
+        appenders = {
+            "spans": lambda cur: parquet_append.append_table(cur, self._data_path, "spans", SPAN_SCHEMA.empty_table()),
+            "logs": lambda cur: logs_append.append_logs(
+                cur, self._data_path, logs_append.with_keys(LOG_SCHEMA.empty_table())),
+        }
         has_map = (
             "SELECT count(*) FROM __ducklake_metadata_lake.ducklake_column_mapping m "
             "JOIN __ducklake_metadata_lake.ducklake_table t ON m.table_id = t.table_id "
-            "WHERE t.table_name = 'spans' AND t.end_snapshot IS NULL"
+            "WHERE t.table_name = ? AND t.end_snapshot IS NULL"
         )
-        if self._con.execute(has_map).fetchone()[0]:
-            return
-        written: list[str] = []
+        for table, append in appenders.items():
+            if self._con.execute(has_map, [table]).fetchone()[0]:
+                continue
+            written: list[str] = []
 
-        def body(cur: duckdb.DuckDBPyConnection) -> None:
-            if cur.execute(has_map).fetchone()[0]:  # another process registered it meanwhile
-                return
-            written.append(parquet_append.append_table(cur, self._data_path, "spans", SPAN_SCHEMA.empty_table()))
+            def body(cur: duckdb.DuckDBPyConnection) -> None:
+                if cur.execute(has_map, [table]).fetchone()[0]:  # another process registered it
+                    return
+                written.append(append(cur))  # noqa: B023 - run before the loop moves on
 
-        run_transaction(self._con, body, attempts=20)
-        for path in written:
-            with contextlib.suppress(OSError):
-                os.remove(path)
+            run_transaction(self._con, body, attempts=20)
+            for path in written:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
 
     # -- cursors ----------------------------------------------------------------------------
 

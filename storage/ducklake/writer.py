@@ -26,7 +26,7 @@ import pyarrow as pa
 from spanlake.log_model import LOG_SCHEMA, LogBatch
 from spanlake.model import RESOURCE_SCHEMA, SCOPE_SCHEMA, SPAN_SCHEMA, SpanBatch
 from spanlake.storage.api import StoreClosed, StoreError, WriteQueueFull
-from spanlake.storage.ducklake import logs_sql, parquet_append, search_sql
+from spanlake.storage.ducklake import logs_append, logs_sql, parquet_append, search_sql
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +123,9 @@ class SpanCommitter:
 
     def __init__(self, cur: duckdb.DuckDBPyConnection, data_path: str | None = None) -> None:
         self._cur = cur
-        # Spans go to Parquet through pyarrow when the data path is a local folder (about four
-        # times faster than INSERT; see parquet_append.py), otherwise through INSERT.
+        # Spans and logs go to Parquet through pyarrow when the data path is a local folder
+        # (several times faster than INSERT; see parquet_append.py and logs_append.py),
+        # otherwise through INSERT.
         self._parquet_path = data_path if data_path and parquet_append.is_local_path(data_path) else None
         self._known_resources: set[int] = set()
         self._known_scopes: set[int] = set()
@@ -139,6 +140,9 @@ class SpanCommitter:
             scope_rows = pa.concat_tables([scope_rows, logs.scopes])
         resources, new_resources = _new_rows(resource_rows, "resource_id", self._known_resources)
         scopes, new_scopes = _new_rows(scope_rows, "scope_id", self._known_scopes)
+        # Logs go to Parquet through pyarrow too; their keys and index rows are computed in Arrow.
+        logs_by_file = bool(logs.num_logs) and self._parquet_path is not None
+        keyed_logs = logs_append.with_keys(logs.logs) if logs_by_file else None
 
         def body(cur: duckdb.DuckDBPyConnection) -> None:
             if batch.spans.num_rows and self._parquet_path is not None:
@@ -147,7 +151,10 @@ class SpanCommitter:
                 cur.execute("INSERT INTO lake.spans BY NAME SELECT * FROM _batch_spans")
             if batch.spans.num_rows:
                 cur.execute(search_sql.insert_index_rows_sql("_batch_spans"))
-            if logs.num_logs:
+            if logs_by_file:
+                logs_append.append_logs(cur, self._parquet_path, keyed_logs)
+                cur.execute(logs_sql.insert_log_index_from_sql("_batch_log_index"))
+            elif logs.num_logs:
                 cur.execute(logs_sql.insert_logs_sql("_batch_logs"))
                 cur.execute(logs_sql.insert_log_index_rows_sql("_batch_logs"))
             if resources.num_rows:
@@ -160,7 +167,10 @@ class SpanCommitter:
         cur.register("_batch_resources", resources)
         cur.register("_batch_scopes", scopes)
         names = ["_batch_spans", "_batch_resources", "_batch_scopes"]
-        if logs.num_logs:
+        if keyed_logs is not None:
+            cur.register("_batch_log_index", logs_append.index_rows(keyed_logs))
+            names.append("_batch_log_index")
+        elif logs.num_logs:
             cur.register("_batch_logs", logs.logs)
             names.append("_batch_logs")
         try:

@@ -177,3 +177,24 @@ def test_bad_severity_names(text: str) -> None:
 def test_severity_short_names() -> None:
     assert [severity_name(n) for n in (0, 1, 4, 9, 12, 13, 17, 21, 24, 30)] == [
         "UNSPECIFIED", "TRACE", "TRACE4", "INFO", "INFO4", "WARN", "ERROR", "FATAL", "FATAL4", "30"]
+
+
+@pytest.mark.parametrize("length", [0, 1, 127, 128, 16_383, 16_384, 70_000])
+def test_string_bodies_of_every_length_are_cut_out_exactly(length: int) -> None:
+    text = ("é" + "x" * length)[:length] if length else ""
+    other = {"k": [1, "a"]}  # one structured body among them: the one-by-one path
+    records = [make_log(text)] * 3 + [make_log(other), make_log(None), make_log(7), make_log(b"\x00\x01")]
+    batch = decode_logs_protobuf(make_logs_request("bodies", records).SerializeToString()).batch
+    assert batch.logs.column("body").to_pylist()[:3] == [text] * 3
+    assert batch.logs.column("body_value").to_pylist()[:3] == [None] * 3
+    got = [decode_value(r.body) for r in logs_from_arrow(batch.logs, batch.resources, batch.scopes)]
+    assert got == [text] * 3 + [other, None, 7, b"\x00\x01"]
+
+
+def test_a_string_body_that_is_not_utf8_fails_the_request() -> None:
+    req = make_logs_request("bad-utf8", [make_log("ok")])
+    raw = bytearray(req.SerializeToString())
+    at = raw.index(b"ok")
+    raw[at : at + 2] = b"\xff\xfe"
+    with pytest.raises(DecodeError, match="UTF-8"):
+        decode_logs_protobuf(bytes(raw))

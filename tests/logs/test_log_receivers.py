@@ -15,6 +15,7 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from spanlake.collector.grpc_server import start_grpc_receiver
 from spanlake.collector.http_server import create_otlp_http_app
@@ -169,6 +170,36 @@ def test_bad_records_are_partial_success_and_valid_ones_are_stored(shared_server
     assert int(partial["rejectedLogRecords"]) == 1 and "is not a hex string" in partial["errorMessage"]
     assert [decode_value(x.body) for x in _trace_logs(shared_server, good_tid)] == ["good"]
     assert [decode_value(x.body) for x in _trace_logs(shared_server, json_tid)] == ["ok-json"]
+
+
+def _metrics(server) -> dict[tuple[str, tuple], float]:
+    out = {}
+    for family in text_string_to_metric_families(httpx.get(server.http_url + "/metrics").text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_metrics_count_log_records_apart_from_spans(shared_server) -> None:
+    def grpc_series(name: str, **labels: str) -> tuple[str, tuple]:
+        return name, tuple(sorted({"protocol": "grpc", **labels}.items()))
+
+    watched = [
+        grpc_series("spanlake_receiver_log_records_received_total"),
+        grpc_series("spanlake_receiver_log_records_accepted_total"),
+        grpc_series("spanlake_receiver_log_records_rejected_total", reason="invalid"),
+        grpc_series("spanlake_receiver_log_records_rejected_total", reason="undecodable"),
+        grpc_series("spanlake_receiver_spans_received_total"),
+        grpc_series("spanlake_receiver_spans_rejected_total", reason="undecodable"),
+    ]
+    before = _metrics(shared_server)
+    req = make_logs_request("log-counted", [make_log(str(i)) for i in range(6)] + [make_log("bad", span_id=b"\x01")])
+    assert _grpc_export(shared_server, req).partial_success.rejected_log_records == 1
+    with grpc.insecure_channel(shared_server.otlp_grpc) as channel:
+        with pytest.raises(grpc.RpcError):
+            channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")(b"\x0a\x05\x01", timeout=10)
+    after = _metrics(shared_server)
+    assert [after.get(k, 0) - before.get(k, 0) for k in watched] == [7, 6, 1, 1, 0, 0]
 
 
 def test_oversized_requests_are_refused_and_acknowledged_logs_survive_kill_9(tmp_path) -> None:

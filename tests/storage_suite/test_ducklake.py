@@ -39,17 +39,17 @@ def test_tables_have_the_model_columns(lake_site: Site) -> None:
         assert cols == schema.names
 
 
-def test_opening_registers_the_span_name_map_once(lake_site: Site) -> None:
+def test_opening_registers_each_name_map_once(lake_site: Site) -> None:
     # The workaround for DuckLake 1.5.5 crashing when two processes create the first name map
     # at once: the store that opens first creates it, and leaves no file behind.
     store = lake_site.open()
     lake_site.open()  # a second process-like opener must reuse it, not add another
     cur = store._cursor()  # type: ignore[attr-defined]
     maps = cur.execute(
-        "SELECT count(DISTINCT m.mapping_id) FROM __ducklake_metadata_lake.ducklake_column_mapping m "
-        "JOIN __ducklake_metadata_lake.ducklake_table t ON m.table_id = t.table_id WHERE t.table_name = 'spans'"
-    ).fetchone()[0]
-    assert maps == 1
+        "SELECT t.table_name, count(DISTINCT m.mapping_id) FROM __ducklake_metadata_lake.ducklake_column_mapping m "
+        "JOIN __ducklake_metadata_lake.ducklake_table t ON m.table_id = t.table_id GROUP BY 1"
+    ).fetchall()
+    assert dict(maps) == {"spans": 1, "logs": 1}
     assert list(lake_site.root.rglob("*.parquet")) == []
     store.write_spans(trace_batch(8, 0, 5)).result(timeout=30)
     mapped = cur.execute(
