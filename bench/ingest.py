@@ -18,6 +18,9 @@ It prints, each as the median of ``--repeat`` runs where that applies:
   (target: at most 15%), plus the server's CPU time per span both ways, which other load on
   the machine disturbs less than the rates, and the CPU the aggregation alone costs per span
   in this process, against the decode cost. ``--no-metrics-compare`` skips it.
+
+The logs ingest benchmark, ``bench/ingest_logs.py``, drives the server the same way
+(:class:`Workload`, :func:`measure`) with log requests, beside the span rate of the same run.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ import statistics
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import grpc
 import psutil
@@ -83,21 +88,30 @@ def aggregation_cost(requests: list[bytes], repeat: int) -> tuple[float, float]:
     return statistics.median(per_span), statistics.median(per_flush)
 
 
-def _client(target: str, seed: int, n_requests: int, seconds: float, inflight: int, rate_limit: float,
-            out: "mp.Queue[tuple[int, int, int]]") -> None:
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+@dataclass(frozen=True)
+class Workload:
+    """What the client processes send: pre-serialized requests of one OTLP signal."""
 
-    bodies = make_requests(n_requests, seed=seed)
+    unit: str  # what a request carries, plural: "spans", "log records"
+    method: str  # the gRPC method the requests go to
+    make_requests: Callable[..., list[bytes]]  # (count, seed=...) -> serialized requests
+    per_request: int  # items in each request
+
+
+SPANS = Workload("spans", "/opentelemetry.proto.collector.trace.v1.TraceService/Export", make_requests, 512)
+
+
+def _client(target: str, workload: Workload, seed: int, n_requests: int, seconds: float, inflight: int,
+            rate_limit: float, out: "mp.Queue[tuple[int, int, int]]") -> None:
+    bodies = workload.make_requests(n_requests, seed=seed)
     channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])
     # Send the serialized bytes as they are: no client-side re-serialization.
-    export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                                 request_serializer=None, response_deserializer=None)
-    del trace_service_pb2_grpc
+    export = channel.unary_unary(workload.method, request_serializer=None, response_deserializer=None)
     acked = exhausted = errors = 0
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
-    spans_per = 512
-    interval = (inflight * spans_per / rate_limit) if rate_limit > 0 else 0.0
+    per_request = workload.per_request
+    interval = (inflight * per_request / rate_limit) if rate_limit > 0 else 0.0
 
     def worker(k: int) -> None:
         nonlocal acked, exhausted, errors
@@ -107,7 +121,7 @@ def _client(target: str, seed: int, n_requests: int, seconds: float, inflight: i
             try:
                 export(bodies[i % len(bodies)], timeout=30)
                 with lock:
-                    acked += spans_per
+                    acked += per_request
             except grpc.RpcError as e:
                 with lock:
                     if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -145,11 +159,14 @@ class RssSampler(threading.Thread):
                 pass
 
 
-def drive(server, clients: int, seconds: float, inflight: int, rate_limit: float) -> tuple[float, int, int, int]:
+def drive(server, clients: int, seconds: float, inflight: int, rate_limit: float,
+          workload: Workload = SPANS) -> tuple[float, int, int, int]:
+    """Run ``clients`` sending processes for ``seconds``: (items/s acknowledged, items
+    acknowledged, RESOURCE_EXHAUSTED answers, other errors)."""
     ctx = mp.get_context("spawn")
     q: "mp.Queue[tuple[int, int, int]]" = ctx.Queue()
     per_client = rate_limit / clients if rate_limit else 0.0
-    procs = [ctx.Process(target=_client, args=(server.otlp_grpc, 100 + i, 96, seconds, inflight, per_client, q))
+    procs = [ctx.Process(target=_client, args=(server.otlp_grpc, workload, 100 + i, 96, seconds, inflight, per_client, q))
              for i in range(clients)]
     for p in procs:
         p.start()
@@ -184,6 +201,43 @@ def server_cpu_seconds(pid: int) -> float:
 
 def dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+@dataclass
+class Run:
+    """One measured server run."""
+
+    workload: Workload
+    rate: float  # durable items/s
+    acked: int
+    exhausted: int
+    errors: int
+    cpu_us: float  # server CPU (all its processes) per durable item
+    peak_rss: int
+    bytes_per_item: float  # on disk after compaction
+    exit_code: int
+
+    def describe(self) -> str:
+        unit, one = self.workload.unit, self.workload.unit.removesuffix("s")
+        return (f"{self.rate:,.0f} durable {unit}/s ({self.acked:,} {unit}, {self.exhausted} RESOURCE_EXHAUSTED, "
+                f"{self.errors} errors), server CPU {self.cpu_us:.1f} us/{one}, {self.bytes_per_item:.1f} B/{one} "
+                f"on disk, peak RSS {self.peak_rss / 2**20:.0f} MiB, exit {self.exit_code}")
+
+
+def measure(data: Path, workers: int, extra: list[str], clients: int, seconds: float, inflight: int,
+            workload: Workload = SPANS) -> Run:
+    """Start a server on a fresh store in ``data``, drive it for ``seconds``, stop it (SIGTERM)
+    and measure what it kept."""
+    server = run_server(data, workers, extra)
+    sampler = RssSampler(server.proc.pid)
+    sampler.start()
+    cpu0 = server_cpu_seconds(server.proc.pid)
+    rate, acked, exhausted, errors = drive(server, clients, seconds, inflight, 0, workload)
+    cpu_us = (server_cpu_seconds(server.proc.pid) - cpu0) / max(acked, 1) * 1e6
+    sampler.stop_event.set()
+    code = server.kill(signal.SIGTERM)
+    stored = _compacted_size(data)
+    return Run(workload, rate, acked, exhausted, errors, cpu_us, sampler.peak, stored / max(acked, 1), code)
 
 
 #: Extra ``spanlake serve`` flags for every server this run starts (``--serve-arg``).
@@ -229,21 +283,12 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="spanlake-bench-"))
     try:
         for r in range(args.repeat):
-            data = root / f"run{r}"
-            server = run_server(data, args.workers, [])
-            sampler = RssSampler(server.proc.pid)
-            sampler.start()
-            cpu0 = server_cpu_seconds(server.proc.pid)
-            rate, acked, exhausted, errors = drive(server, args.clients, args.seconds, args.inflight, 0)
-            cpu_on.append((server_cpu_seconds(server.proc.pid) - cpu0) / max(acked, 1) * 1e6)
-            sampler.stop_event.set()
-            code = server.kill(signal.SIGTERM)
-            stored_bytes = _compacted_size(data)
-            rates.append(rate)
-            peaks.append(sampler.peak)
-            bps.append(stored_bytes / max(acked, 1))
-            print(f"  run {r}: {rate:,.0f} durable spans/s ({acked:,} spans, {exhausted} RESOURCE_EXHAUSTED, "
-                  f"{errors} errors), {bps[-1]:.1f} B/span on disk, peak RSS {sampler.peak / 2**20:.0f} MiB, exit {code}")
+            run = measure(root / f"run{r}", args.workers, [], args.clients, args.seconds, args.inflight)
+            cpu_on.append(run.cpu_us)
+            rates.append(run.rate)
+            peaks.append(run.peak_rss)
+            bps.append(run.bytes_per_item)
+            print(f"  run {r}: {run.describe()}")
             if args.metrics_compare:
                 server = run_server(root / f"off{r}", args.workers, METRICS_OFF)
                 cpu0 = server_cpu_seconds(server.proc.pid)
