@@ -7,8 +7,8 @@ transaction, reading its footer for the column statistics, so the commit stays a
 the transaction rolls back the file is left unreferenced and the store's orphan clean-up
 removes it later.
 
-Only local data paths take this route, and only spans use it; object storage (``s3://``...)
-keeps ``INSERT``.
+Only local data paths take this route (spans here, logs in ``logs_append.py``); object storage
+(``s3://``...) keeps ``INSERT``.
 """
 
 from __future__ import annotations
