@@ -18,6 +18,7 @@ assembles in well under a second.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Mapping, Sequence
 
 from spanlake.model import Span
@@ -45,19 +46,32 @@ class AssembledTrace:
     #: Warnings about the trace as a whole.
     warnings: list[str] = field(default_factory=list)
 
-    @property
-    def start_ns(self) -> int:
-        return min((s.start_ns for s in self.spans), default=0)
+    # Start and end of every span, and the trace's extent, computed once on first use (the
+    # analysis reads them many times; recomputing them costs a pass over all spans each time).
 
-    @property
+    @cached_property
+    def starts(self) -> list[int]:
+        """Start time of each span."""
+        return [s.start_ns for s in self.spans]
+
+    @cached_property
+    def ends(self) -> list[int]:
+        """End time of each span."""
+        return [s.start_ns + s.duration_ns for s in self.spans]
+
+    @cached_property
+    def start_ns(self) -> int:
+        return min(self.starts, default=0)
+
+    @cached_property
     def end_ns(self) -> int:
-        return max((s.end_ns for s in self.spans), default=0)
+        return max(self.ends, default=0)
 
     @property
     def duration_ns(self) -> int:
         return self.end_ns - self.start_ns if self.spans else 0
 
-    @property
+    @cached_property
     def max_depth(self) -> int:
         return max(self.depth) + 1 if self.spans else 0
 
@@ -83,7 +97,7 @@ def assemble_trace(
     n = len(spans)
     trace = AssembledTrace(
         spans=spans,
-        parent=[-1] * n,
+        parent=[],
         children=[[] for _ in range(n)],
         roots=[],
         depth=[0] * n,
@@ -94,51 +108,42 @@ def assemble_trace(
     if span_warnings:
         items = span_warnings.items() if isinstance(span_warnings, Mapping) else enumerate(span_warnings)
         trace.span_warnings = {i: list(w) for i, w in items if w}
-    index_by_id = trace.index_by_id
-    duplicates = 0
-    for i, s in enumerate(spans):
-        first = index_by_id.setdefault(s.span_id, i)
-        if first != i:
-            duplicates += 1
-            trace.warn(i, f"duplicate span ID={span_id_hex(s.span_id)}; kept as a separate span")
 
+    # First span with each id: filled from the end, so the earliest index is written last.
+    ids = [s.span_id for s in spans]
+    index_by_id = trace.index_by_id = dict(zip(reversed(ids), range(n - 1, -1, -1)))
+    duplicates = n - len(index_by_id)
+    if duplicates:
+        for i, sid in enumerate(ids):
+            if index_by_id[sid] != i:
+                trace.warn(i, f"duplicate span ID={span_id_hex(sid)}; kept as a separate span")
+
+    # Parent index; an empty or all-zero parent id means a root, an unknown one a missing parent.
+    get = index_by_id.get
+    pids = [s.parent_span_id for s in spans]
+    parent = trace.parent = [get(pid, -1) if pid else -1 for pid in pids]
+    if any(not any(sid) for sid in index_by_id if sid):
+        # A span id of zeros: an all-zero parent id still means "no parent", not that span.
+        for i, pid in enumerate(pids):
+            if pid and not any(pid):
+                parent[i] = -1
     missing = 0
-    parent = trace.parent
-    for i, s in enumerate(spans):
-        pid = s.parent_span_id
-        if not pid or not any(pid):
-            continue
-        p = index_by_id.get(pid)
-        if p is None:
+    for i in [i for i, p in enumerate(parent) if p < 0]:
+        pid = pids[i]
+        if pid and any(pid):
             missing += 1
             trace.warn(i, f"parent span ID={span_id_hex(pid)} is not in the trace")
-            continue
-        parent[i] = p
-
-    cycles = _break_cycles(trace)
 
     # One sort of all spans by (start, index) gives every child list and the roots in order.
-    by_start = sorted(range(n), key=lambda i: (spans[i].start_ns, i))
-    children = trace.children
-    for i in by_start:
-        p = parent[i]
-        if p < 0:
-            trace.roots.append(i)
-        else:
-            children[p].append(i)
-
-    depth = trace.depth
-    order = trace.order
-    stack = list(reversed(trace.roots))
-    while stack:
-        i = stack.pop()
-        order.append(i)
-        kids = children[i]
-        if kids:
-            d = depth[i] + 1
-            for c in kids:
-                depth[c] = d
-            stack.extend(reversed(kids))
+    by_start = sorted(range(n), key=trace.starts.__getitem__)  # stable: input order breaks ties
+    _link(trace, by_start)
+    cycles = 0
+    if len(trace.order) < n:
+        # Some spans are not reachable from a root: they are on (or under) a parent cycle.
+        cycles = _break_cycles(trace)
+        trace.children = [[] for _ in range(n)]
+        trace.roots, trace.order, trace.depth = [], [], [0] * n
+        _link(trace, by_start)
 
     trace_ids = {s.trace_id for s in spans}
     if len(trace_ids) > 1:
@@ -150,6 +155,32 @@ def assemble_trace(
     if cycles:
         trace.warnings.append(f"{cycles} cycle(s) of parent span IDs were broken")
     return trace
+
+
+def _link(trace: AssembledTrace, by_start: list[int]) -> None:
+    """Fill children, roots, depth and the depth-first order from ``trace.parent``."""
+    parent, children, roots = trace.parent, trace.children, trace.roots
+    for i in by_start:
+        p = parent[i]
+        if p < 0:
+            roots.append(i)
+        else:
+            children[p].append(i)
+
+    depth = trace.depth
+    order = trace.order
+    append = order.append
+    stack = roots[::-1]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        i = pop()
+        append(i)
+        kids = children[i]
+        if kids:
+            d = depth[i] + 1
+            for c in kids:
+                depth[c] = d
+            extend(kids[::-1])
 
 
 def _break_cycles(trace: AssembledTrace) -> int:

@@ -6,7 +6,11 @@ layers ready-made results, so every API family sees the same data the same way.
 
 from __future__ import annotations
 
+import gc
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterator
 
 from spanlake.log_model import LogRecord
 from spanlake.model import Span
@@ -28,6 +32,48 @@ from spanlake.storage.api import (
     TraceQuery,
     TraceSummary,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Suspend the cyclic garbage collector while a trace's objects are built and analysed.
+
+    Reading a 100,000-span trace allocates a few million objects that all stay alive, and every
+    allocation burst makes the collector walk the growing young generations again: measured,
+    that was 40% of opening such a trace. Those objects hold no reference cycles, so nothing is
+    lost by not collecting meanwhile; the collector resumes when the last overlapping pause
+    ends. Pauses from several threads nest.
+
+    When the pause ends, the objects allocated meanwhile are moved to the oldest generation
+    (``gc.freeze()`` then ``gc.unfreeze()``, which only relinks lists): left in the youngest,
+    the next young collections would each walk all of them once more on their way up.
+    Cyclic garbage among them is still found, by the next full collection. This is skipped when
+    something else keeps objects frozen, since ``unfreeze`` would release those too.
+    """
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                if gc.get_freeze_count() == 0:
+                    gc.freeze()
+                    gc.unfreeze()
+                gc.enable()
 
 
 @dataclass
@@ -53,10 +99,11 @@ class QueryService:
 
     def get_trace(self, trace_id: bytes, start_ns: int | None = None, end_ns: int | None = None,
                   raw: bool = False) -> TraceResult | None:
-        spans = self.store.get_trace(GetTrace(trace_id, start_ns, end_ns))
-        if not spans:
-            return None
-        return self._adjust(trace_id, spans, raw)
+        with gc_paused():
+            spans = self.store.get_trace(GetTrace(trace_id, start_ns, end_ns))
+            if not spans:
+                return None
+            return self._adjust(trace_id, spans, raw)
 
     def get_traces(self, trace_ids: list[bytes], raw: bool = False) -> list[TraceResult]:
         """Traces in the order of ``trace_ids``; unknown ids are left out."""
@@ -84,6 +131,12 @@ class QueryService:
 
     def archive_trace(self, trace_id: bytes) -> bool:
         return self.store.archive_trace(trace_id)
+
+    def span_latency_rows(self, service: str | None, operation: str | None, span_kind: int | None,
+                          attributes: tuple[tuple[str, str], ...], start_ns: int, end_ns: int,
+                          limit: int) -> "pa.Table":
+        """Span-level rows for exact latency figures (``Store.span_latency_rows``)."""
+        return self.store.span_latency_rows(service, operation, span_kind, attributes, start_ns, end_ns, limit)
 
     # -- logs -------------------------------------------------------------------------------
 

@@ -34,7 +34,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 # ---------------------------------------------------------------------------------------------
 # Encoded attribute values
@@ -518,22 +520,91 @@ def _attr_dict(pairs: Any) -> dict[str, str]:
     return dict(pairs)
 
 
-def spans_from_arrow(spans: pa.Table, resources: pa.Table, scopes: pa.Table) -> list[Span]:
-    """Build read-model spans from stored rows; unknown resource or scope ids give empty ones."""
-    res_by_id: dict[int, Resource] = {}
-    for r in resources.to_pylist():
-        res_by_id[r["resource_id"]] = Resource(
-            _attr_dict(r["attributes"]), r["dropped_attributes_count"] or 0, r["schema_url"] or ""
+def _column(table: pa.Table, name: str, default: Any) -> list[Any]:
+    """A column as a Python list with nulls (and a missing column) replaced by ``default``."""
+    if name not in table.column_names:
+        return [default] * table.num_rows
+    col = table.column(name)
+    if col.null_count:
+        if default is None:
+            return col.to_pylist()
+        col = pc.fill_null(col, pa.scalar(default, col.type))
+    return col.to_pylist()
+
+
+def _flat(chunked: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return chunked.combine_chunks() if isinstance(chunked, pa.ChunkedArray) else chunked
+
+
+def _list_parts(arr: pa.Array, child: pa.Array) -> tuple[pa.Array, list[int], list[int]]:
+    """For a list (or map) array and its unsliced child (``values``, ``keys``...): the part of
+    the child it uses, and each entry's [start, end) in that part; a null entry is empty."""
+    offsets = arr.offsets.to_numpy(zero_copy_only=False)
+    first = int(offsets[0])
+    offsets = offsets - first
+    starts, ends = offsets[:-1], offsets[1:]
+    if arr.null_count:
+        ends = np.where(arr.is_null().to_numpy(zero_copy_only=False), starts, ends)
+    return child.slice(first, int(offsets[-1])), starts.tolist(), ends.tolist()
+
+
+def _attr_dicts(arr: pa.Array) -> list[dict[str, str]]:
+    """One dict per entry of a ``MAP(string, string)`` array (null and empty maps give {})."""
+    if len(arr) == 0:
+        return []
+    keys, starts, ends = _list_parts(arr, arr.keys)
+    if len(keys) == 0:
+        return [{} for _ in starts]
+    keys = keys.to_pylist()
+    values = arr.items.slice(arr.offsets[0].as_py(), len(keys)).to_pylist()
+    return [dict(zip(keys[a:b], values[a:b])) if b > a else {} for a, b in zip(starts, ends)]
+
+
+def _nested(arr: pa.Array, build: Any) -> list[list[Any]]:
+    """Per entry of a list-of-struct array, the list of ``build(structs)``'s items."""
+    if len(arr) == 0:
+        return []
+    structs, starts, ends = _list_parts(arr, arr.values)
+    if len(structs) == 0:
+        return [[] for _ in starts]
+    items = build(structs)
+    return [items[a:b] if b > a else [] for a, b in zip(starts, ends)]
+
+
+def _field(structs: pa.StructArray, name: str, default: Any) -> list[Any]:
+    col = structs.field(name)
+    if col.null_count and default is not None:
+        col = pc.fill_null(col, pa.scalar(default, col.type))
+    return col.to_pylist()
+
+
+def _events(structs: pa.StructArray) -> list[Event]:
+    return [
+        Event(t, name, attrs, dropped)
+        for t, name, attrs, dropped in zip(
+            _field(structs, "time_ns", None), _field(structs, "name", ""),
+            _attr_dicts(structs.field("attributes")), _field(structs, "dropped_attributes_count", 0),
         )
-    scope_by_id: dict[int, Scope] = {}
-    for s in scopes.to_pylist():
-        scope_by_id[s["scope_id"]] = Scope(
-            s["name"] or "",
-            s["version"] or "",
-            _attr_dict(s["attributes"]),
-            s["dropped_attributes_count"] or 0,
-            s["schema_url"] or "",
+    ]
+
+
+def _links(structs: pa.StructArray) -> list[Link]:
+    return [
+        Link(tid, sid, state, flags, attrs, dropped)
+        for tid, sid, state, flags, attrs, dropped in zip(
+            _field(structs, "trace_id", None), _field(structs, "span_id", None),
+            _field(structs, "trace_state", ""), _field(structs, "flags", 0),
+            _attr_dicts(structs.field("attributes")), _field(structs, "dropped_attributes_count", 0),
         )
+    ]
+
+
+#: From this many rows on, :func:`spans_from_arrow` works column by column (measured crossover:
+#: about 100 rows).
+COLUMNWISE_MIN_ROWS = 100
+
+
+def _spans_by_row(spans: pa.Table, res_by_id: dict[int, Resource], scope_by_id: dict[int, Scope]) -> list[Span]:
     out: list[Span] = []
     for row in spans.to_pylist():
         attrs = _attr_dict(row["attributes"])
@@ -573,8 +644,81 @@ def spans_from_arrow(spans: pa.Table, resources: pa.Table, scopes: pa.Table) -> 
                     for l in (row["links"] or [])
                 ],
                 dropped_links_count=row["dropped_links_count"] or 0,
-                resource=res_by_id.get(row["resource_id"], Resource()),
-                scope=scope_by_id.get(row["scope_id"], Scope(row["scope_name"] or "", row["scope_version"] or "")),
+                resource=res_by_id.get(row["resource_id"]) or Resource(),
+                scope=scope_by_id.get(row["scope_id"]) or Scope(row["scope_name"] or "", row["scope_version"] or ""),
             )
         )
     return out
+
+
+def spans_from_arrow(spans: pa.Table, resources: pa.Table, scopes: pa.Table) -> list[Span]:
+    """Build read-model spans from stored rows; unknown resource or scope ids give empty ones.
+
+    Works column by column (one ``to_pylist`` per column, maps rebuilt from their flattened
+    keys and values): a 100,000-span trace is built several times faster than row by row. That
+    costs a fixed half millisecond, though, so small tables (an ordinary trace) go row by row.
+    """
+    res_by_id: dict[int, Resource] = {}
+    for r in resources.to_pylist():
+        res_by_id[r["resource_id"]] = Resource(
+            _attr_dict(r["attributes"]), r["dropped_attributes_count"] or 0, r["schema_url"] or ""
+        )
+    scope_by_id: dict[int, Scope] = {}
+    for s in scopes.to_pylist():
+        scope_by_id[s["scope_id"]] = Scope(
+            s["name"] or "",
+            s["version"] or "",
+            _attr_dict(s["attributes"]),
+            s["dropped_attributes_count"] or 0,
+            s["schema_url"] or "",
+        )
+    n = spans.num_rows
+    if n == 0:
+        return []
+    if n < COLUMNWISE_MIN_ROWS:
+        return _spans_by_row(spans, res_by_id, scope_by_id)
+    attrs = _attr_dicts(_flat(spans.column("attributes")))
+    for col, key in PROMOTED_ATTRIBUTES.items():
+        if col not in spans.column_names:
+            continue
+        c = spans.column(col)
+        if c.null_count == n:
+            continue
+        for a, v in zip(attrs, c.to_pylist()):
+            if v is not None:
+                a[key] = v
+    events = _nested(_flat(spans.column("events")), _events)
+    links = _nested(_flat(spans.column("links")), _links)
+
+    # Spans of one resource (or scope) id share one object, as they did row by row.
+    # (A span of an unknown resource or scope id gets its own empty one.)
+    resource_list = [res_by_id.get(rid) or Resource() for rid in _column(spans, "resource_id", None)]
+    scope_list: list[Scope] = []
+    scope_names = _column(spans, "scope_name", "")
+    scope_versions = _column(spans, "scope_version", "")
+    for sid, name, version in zip(_column(spans, "scope_id", None), scope_names, scope_versions):
+        sc = scope_by_id.get(sid)
+        scope_list.append(sc if sc is not None else Scope(name, version))
+
+    # Positional arguments, in the order the fields of Span are declared.
+    return [Span(*values) for values in zip(
+        _column(spans, "trace_id", None),
+        _column(spans, "span_id", None),
+        _column(spans, "parent_span_id", b""),
+        _column(spans, "name", ""),
+        _column(spans, "kind", 0),
+        _column(spans, "start_ns", None),
+        _column(spans, "duration_ns", None),
+        _column(spans, "status_code", 0),
+        _column(spans, "status_message", ""),
+        _column(spans, "trace_state", ""),
+        _column(spans, "flags", 0),
+        attrs,
+        _column(spans, "dropped_attributes_count", 0),
+        events,
+        _column(spans, "dropped_events_count", 0),
+        links,
+        _column(spans, "dropped_links_count", 0),
+        resource_list,
+        scope_list,
+    )]

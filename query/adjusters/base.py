@@ -3,7 +3,10 @@
 An adjuster is a callable ``(AdjusterInput) -> AdjusterInput``: the spans of one trace with a
 warnings list per span (parallel to the spans, so dropping a span drops its warnings) and the
 trace-level warnings. Adjusters never mutate the spans they are given: a span they change is
-replaced by a modified copy, so a store may hand the query side objects it keeps.
+replaced by a modified copy, so a store may hand the query side objects it keeps. Nor do they
+change a warnings list in place: an adjuster that warns about a span gives it a new list, so the
+lists of unchanged spans can be shared between an adjuster's input and output (copying 100,000
+lists per adjuster was a measurable share of adjusting a large trace).
 """
 
 from __future__ import annotations

@@ -85,20 +85,24 @@ class ClockSkewAdjuster:
         tree = assemble_trace(spans)
         hosts_by_resource: dict[int, str] = {}
         hosts = []
+        append = hosts.append
         for s in spans:
-            h = hosts_by_resource.get(id(s.resource))
+            r = s.resource
+            h = hosts_by_resource.get(id(r))
             if h is None:
-                h = hosts_by_resource[id(s.resource)] = host_key(s.resource)
-            hosts.append(h)
+                h = hosts_by_resource[id(r)] = host_key(r)
+            append(h)
 
-        start = [s.start_ns for s in spans]  # adjusted start times, filled in as the walk goes
+        start = list(tree.starts)  # adjusted start times, filled in as the walk goes
         dur = [s.duration_ns for s in spans]
         applied: dict[int, int] = {}
         notes: dict[int, str] = {}
+        children = tree.children
 
         stack: list[tuple[int, int, str, int]] = [(r, -1, hosts[r], 0) for r in reversed(tree.roots)]
+        pop, push = stack.pop, stack.append
         while stack:
-            i, p, skew_host, delta = stack.pop()
+            i, p, skew_host, delta = pop()
             if p >= 0 and (hosts[i] != skew_host or hosts[i] == ""):
                 skew_host = hosts[i]
                 delta = _skew(start[p], dur[p], start[i], dur[i])
@@ -115,13 +119,15 @@ class ClockSkewAdjuster:
                     start[i] += delta
                     applied[i] = delta
                     notes[i] = f"This span's timestamps were adjusted by {go_duration(delta)}"
-            for c in reversed(tree.children[i]):
-                stack.append((c, i, skew_host, delta))
+            kids = children[i]
+            if kids:
+                for c in reversed(kids):
+                    push((c, i, skew_host, delta))
 
         if not notes:
             return trace
         out = list(spans)
-        warnings = [list(w) for w in trace.span_warnings]
+        warnings = list(trace.span_warnings)  # only the lists of noted spans are replaced
         for i, delta in applied.items():
             s = copy_span(spans[i])
             s.start_ns += delta
@@ -129,7 +135,7 @@ class ClockSkewAdjuster:
                 e.time_ns += delta
             out[i] = s
         for i, note in notes.items():
-            warnings[i].append(note)
+            warnings[i] = [*warnings[i], note]
         return AdjusterInput(out, warnings, list(trace.warnings))
 
 

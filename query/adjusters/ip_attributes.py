@@ -31,6 +31,8 @@ def _dotted(enc: str) -> str | None:
 
 
 def _fixed(attrs: dict[str, str]) -> dict[str, str] | None:
+    if "ip" not in attrs and "peer.ipv4" not in attrs:  # IP_KEYS, spelled out: this runs per span
+        return None
     changes = {k: d for k in IP_KEYS if k in attrs and (d := _dotted(attrs[k])) is not None}
     if not changes:
         return None
@@ -57,4 +59,4 @@ def normalize_ip_attributes(trace: AdjusterInput) -> AdjusterInput:
         out.append(s)
     if not changed:
         return trace
-    return AdjusterInput(out, [list(w) for w in trace.span_warnings], list(trace.warnings))
+    return AdjusterInput(out, list(trace.span_warnings), list(trace.warnings))

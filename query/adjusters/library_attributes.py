@@ -8,6 +8,8 @@ is not a string) the attribute stays on the span and the span gets a warning.
 
 from __future__ import annotations
 
+from itertools import chain
+
 from spanlake.model import Resource
 
 from .base import AdjusterInput, copy_span, shallow_copy
@@ -20,11 +22,12 @@ def _is_library_key(key: str) -> bool:
 
 
 def move_library_attributes(trace: AdjusterInput) -> AdjusterInput:
-    if not any(_is_library_key(k) for s in trace.spans for k in s.attributes):
+    # The distinct keys of the trace are few, and collecting them is one pass in C.
+    if not any(_is_library_key(k) for k in set(chain.from_iterable(s.attributes for s in trace.spans))):
         return trace
     enriched: dict[int, Resource] = {}
     out = list(trace.spans)
-    warnings = [list(w) for w in trace.span_warnings]
+    warnings = list(trace.span_warnings)  # only the lists of warned spans are replaced
     for i, s in enumerate(trace.spans):
         keys = [k for k in s.attributes if _is_library_key(k)]
         res = enriched.get(id(s.resource))
@@ -42,7 +45,7 @@ def move_library_attributes(trace: AdjusterInput) -> AdjusterInput:
             v = s.attributes[k]
             existing = res.attributes.get(k)
             if existing is not None and not (existing == v and v[:1] == "s"):
-                warnings[i].append(f"conflicting values between Span and Resource for attribute {k}")
+                warnings[i] = [*warnings[i], f"conflicting values between Span and Resource for attribute {k}"]
                 continue
             res.attributes[k] = v
             del s.attributes[k]

@@ -20,25 +20,23 @@ TOO_MANY_SPANS = "cannot assign unique span ID, too many spans in the trace"
 
 
 def deduplicate_client_server_span_ids(trace: AdjusterInput) -> AdjusterInput:
-    has_client: dict[bytes, bool] = {}
-    for s in trace.spans:
-        has_client[s.span_id] = has_client.get(s.span_id, False) or s.kind == _CLIENT
-    if not any(has_client.values()):
-        return trace
+    client_ids = {s.span_id for s in trace.spans if s.kind == _CLIENT}
+    if not client_ids or not any(s.kind == _SERVER and s.span_id in client_ids for s in trace.spans):
+        return trace  # no server span shares its id with a client span: nothing to rename
 
     spans = list(trace.spans)
-    warnings = [list(w) for w in trace.span_warnings]
-    used = {int.from_bytes(sid, "big") for sid in has_client if len(sid) == 8}
+    warnings = list(trace.span_warnings)  # only the lists of warned spans are replaced
+    used = {int.from_bytes(s.span_id, "big") for s in spans if len(s.span_id) == 8}
     next_id = 0
     old_to_new: dict[bytes, bytes] = {}
     for i, s in enumerate(spans):
-        if s.kind != _SERVER or not has_client.get(s.span_id):
+        if s.kind != _SERVER or s.span_id not in client_ids:
             continue
         next_id += 1
         while next_id in used and next_id <= _MAX_ID:
             next_id += 1
         if next_id > _MAX_ID:
-            warnings[i].append(TOO_MANY_SPANS)
+            warnings[i] = [*warnings[i], TOO_MANY_SPANS]
             continue
         used.add(next_id)
         new_id = next_id.to_bytes(8, "big")

@@ -11,17 +11,17 @@ def remove_empty_span_links(trace: AdjusterInput) -> AdjusterInput:
     out = list(trace.spans)
     warnings = None
     for i, s in enumerate(trace.spans):
-        if all(link.trace_id and any(link.trace_id) for link in s.links):
+        if not s.links or all(link.trace_id and any(link.trace_id) for link in s.links):
             continue
         if warnings is None:
-            warnings = [list(w) for w in trace.span_warnings]
+            warnings = list(trace.span_warnings)  # only the lists of warned spans are replaced
         s = copy_span(s)
         kept = []
         for link in s.links:
             if link.trace_id and any(link.trace_id):
                 kept.append(link)
             else:
-                warnings[i].append(INVALID_LINK)
+                warnings[i] = [*warnings[i], INVALID_LINK]
         s.links = kept
         out[i] = s
     if warnings is None:

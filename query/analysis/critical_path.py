@@ -54,17 +54,19 @@ class CriticalPath:
 def critical_path(trace: AssembledTrace) -> CriticalPath:
     spans = trace.spans
     n = len(spans)
-    start = [s.start_ns for s in spans]
-    end = [s.end_ns for s in spans]
+    start = list(trace.starts)  # clipped below: copies, not the trace's own lists
+    end = list(trace.ends)
+    kind = [s.kind for s in spans]
     keep = [True] * n
     kids: list[list[int]] = [[] for _ in range(n)]
+    parent = trace.parent
 
     # Clip children to their parent, parents first (trace.order is a pre-order).
     for i in trace.order:
-        p = trace.parent[i]
+        p = parent[i]
         if p < 0:
             continue
-        if not keep[p] or (spans[p].kind == _PRODUCER and spans[i].kind == _CONSUMER):
+        if not keep[p] or (kind[p] == _PRODUCER and kind[i] == _CONSUMER):
             keep[i] = False
             continue
         ps, pe, cs, ce = start[p], end[p], start[i], end[i]

@@ -12,18 +12,24 @@ from ..assemble import AssembledTrace
 
 def self_times(trace: AssembledTrace) -> list[int]:
     """Self time in nanoseconds of every span, indexed like ``trace.spans``."""
-    spans = trace.spans
-    out = [0] * len(spans)
-    for i, s in enumerate(spans):
-        start, end = s.start_ns, s.end_ns
+    starts, ends = trace.starts, trace.ends
+    out = [0] * len(starts)
+    for i, kids in enumerate(trace.children):
+        start, end = starts[i], ends[i]
         if end <= start:
+            continue
+        if not kids:
+            out[i] = end - start
             continue
         covered = 0
         run_start = run_end = start
         # Children are sorted by start time, and clipping keeps that order.
-        for c in trace.children[i]:
-            child = spans[c]
-            cs, ce = max(child.start_ns, start), min(child.end_ns, end)
+        for c in kids:
+            cs, ce = starts[c], ends[c]
+            if cs < start:
+                cs = start
+            if ce > end:
+                ce = end
             if ce <= cs:
                 continue
             if cs > run_end:

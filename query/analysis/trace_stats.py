@@ -48,6 +48,8 @@ class TraceAnalysis:
     #: Sorted by self time, largest first.
     by_service: list[GroupStats] = field(default_factory=list)
     by_operation: list[GroupStats] = field(default_factory=list)
+    #: Service name of each span, by span index.
+    span_services: list[str] = field(default_factory=list, repr=False)
 
 
 def analyze_trace(trace: AssembledTrace | list[Span]) -> TraceAnalysis:
@@ -58,28 +60,56 @@ def analyze_trace(trace: AssembledTrace | list[Span]) -> TraceAnalysis:
     own = self_times(trace)
     cp = critical_path(trace)
     duration = trace.duration_ns
+    cp_time = cp.time_by_span.get
 
-    services: dict[str, GroupStats] = {}
-    operations: dict[tuple[str, str], GroupStats] = {}
+    # Totals per service and per (service, operation) as [count, total, self, critical path,
+    # errors]; the service name is worked out once per resource object, not once per span.
+    names: dict[int, str] = {}
+    span_services: list[str] = []
+    services: dict[str, list[int]] = {}
+    operations: dict[tuple[str, str], list[int]] = {}
+    error_count = 0
     for i, s in enumerate(spans):
-        svc = s.service_name
-        by_svc = services.get(svc)
-        if by_svc is None:
-            by_svc = services[svc] = GroupStats(svc, None)
-        by_op = operations.get((svc, s.name))
-        if by_op is None:
-            by_op = operations[(svc, s.name)] = GroupStats(svc, s.name)
-        for stats in (by_svc, by_op):
-            stats.count += 1
-            stats.total_ns += max(s.duration_ns, 0)
-            stats.self_ns += own[i]
-            stats.critical_path_ns += cp.time_by_span.get(i, 0)
-            stats.errors += s.is_error
-    for stats in (*services.values(), *operations.values()):
-        if duration > 0:
-            stats.share_of_trace = stats.self_ns / duration
-            stats.critical_path_share = stats.critical_path_ns / duration
+        r = s.resource
+        svc = names.get(id(r))
+        if svc is None:
+            svc = names[id(r)] = r.service_name
+        span_services.append(svc)
+        d = s.duration_ns
+        t = d if d > 0 else 0
+        err = 1 if s.status_code == 2 else 0
+        error_count += err
+        st = own[i]
+        c = cp_time(i, 0)
+        acc = services.get(svc)
+        if acc is None:
+            services[svc] = [1, t, st, c, err]
+        else:
+            acc[0] += 1
+            acc[1] += t
+            acc[2] += st
+            acc[3] += c
+            acc[4] += err
+        key = (svc, s.name)
+        acc = operations.get(key)
+        if acc is None:
+            operations[key] = [1, t, st, c, err]
+        else:
+            acc[0] += 1
+            acc[1] += t
+            acc[2] += st
+            acc[3] += c
+            acc[4] += err
 
+    def group(service: str, operation: str | None, acc: list[int]) -> GroupStats:
+        g = GroupStats(service, operation, acc[0], acc[1], acc[2], acc[3], acc[4])
+        if duration > 0:
+            g.share_of_trace = g.self_ns / duration
+            g.critical_path_share = g.critical_path_ns / duration
+        return g
+
+    by_service = [group(svc, None, acc) for svc, acc in services.items()]
+    by_operation = [group(svc, op, acc) for (svc, op), acc in operations.items()]
     first_root = spans[trace.roots[0]] if trace.roots else None
     return TraceAnalysis(
         trace_id=spans[0].trace_id if spans else b"",
@@ -87,13 +117,14 @@ def analyze_trace(trace: AssembledTrace | list[Span]) -> TraceAnalysis:
         end_ns=trace.end_ns,
         duration_ns=duration,
         span_count=len(spans),
-        error_count=sum(s.is_error for s in spans),
+        error_count=error_count,
         depth=trace.max_depth,
         services=sorted(services),
         root_service=first_root.service_name if first_root else "",
         root_operation=first_root.name if first_root else "",
         self_ns=own,
         critical_path=cp,
-        by_service=sorted(services.values(), key=lambda g: (-g.self_ns, g.service)),
-        by_operation=sorted(operations.values(), key=lambda g: (-g.self_ns, g.service, g.operation or "")),
+        by_service=sorted(by_service, key=lambda g: (-g.self_ns, g.service)),
+        by_operation=sorted(by_operation, key=lambda g: (-g.self_ns, g.service, g.operation or "")),
+        span_services=span_services,
     )

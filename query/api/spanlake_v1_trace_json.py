@@ -52,43 +52,47 @@ def _header(t: LoadedTrace) -> dict[str, Any]:
 
 
 def trace_view(t: LoadedTrace) -> dict[str, Any]:
-    """The document of ``GET /traces/{id}`` (model: ``TraceView``)."""
+    """The document of ``GET /traces/{id}`` (model: ``TraceView``).
+
+    Built a column at a time (list comprehensions over the waterfall order), which for a
+    100,000-span trace is several times faster than appending field by field per span.
+    """
     spans, rows, row_of = t.spans, t.rows, t.row_of
     t0 = t.analysis.start_ns
+    ordered = [spans[i] for i in rows]
+    span_services = t.analysis.span_services or [s.service_name for s in spans]
     services: dict[str, int] = {}
-    names: dict[str, int] = {}
+    service_col = [services.setdefault(span_services[i], len(services)) for i in rows]
 
-    def intern(table: dict[str, int], text: str) -> int:
-        k = table.get(text)
-        if k is None:
-            k = table[text] = len(table)
-        return k
+    # Span and event names share one table, numbered in order of first use (span, then its events).
+    names: dict[str, int] = {}
+    name_col = []
+    ev: dict[str, list] = {"span": [], "time": [], "name": [], "error": []}
+    for r, s in enumerate(ordered):
+        name_col.append(names.setdefault(s.name, len(names)))
+        if s.events:
+            for e in s.events:
+                ev["span"].append(r)
+                ev["time"].append(e.time_ns - t0)
+                ev["name"].append(names.setdefault(e.name, len(names)))
+                ev["error"].append(1 if e.name == "exception" else 0)
 
     parent_idx = t.tree.parent
-    cp_time = t.analysis.critical_path.time_by_span
+    cp_time = t.analysis.critical_path.time_by_span.get
     own = t.analysis.self_ns
-    cols: dict[str, list] = {k: [] for k in
-                             ("spanId", "parent", "service", "name", "kind", "status", "start", "duration", "self",
-                              "criticalPath")}
-    ev: dict[str, list] = {"span": [], "time": [], "name": [], "error": []}
-    for r, i in enumerate(rows):
-        s = spans[i]
-        p = parent_idx[i]
-        cols["spanId"].append(hex_span_id(s.span_id))
-        cols["parent"].append(row_of[p] if p >= 0 else -1)
-        cols["service"].append(intern(services, s.service_name))
-        cols["name"].append(intern(names, s.name))
-        cols["kind"].append(s.kind)
-        cols["status"].append(s.status_code)
-        cols["start"].append(s.start_ns - t0)
-        cols["duration"].append(s.duration_ns)
-        cols["self"].append(own[i])
-        cols["criticalPath"].append(cp_time.get(i, 0))
-        for e in s.events:
-            ev["span"].append(r)
-            ev["time"].append(e.time_ns - t0)
-            ev["name"].append(intern(names, e.name))
-            ev["error"].append(1 if e.name == "exception" else 0)
+    starts = t.tree.starts
+    cols: dict[str, list] = {
+        "spanId": [s.span_id.hex().rjust(16, "0") if s.span_id else "" for s in ordered],
+        "parent": [row_of[p] if p >= 0 else -1 for p in (parent_idx[i] for i in rows)],
+        "service": service_col,
+        "name": name_col,
+        "kind": [s.kind for s in ordered],
+        "status": [s.status_code for s in ordered],
+        "start": [starts[i] - t0 for i in rows],
+        "duration": [s.duration_ns for s in ordered],
+        "self": [own[i] for i in rows],
+        "criticalPath": [cp_time(i, 0) for i in rows],
+    }
     sections = t.analysis.critical_path.sections
     doc = _header(t)
     doc.update(

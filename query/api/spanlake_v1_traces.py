@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
+from starlette.background import BackgroundTask
 
 from spanlake.query.api import params
 from spanlake.query.api.deps import QueryServiceDep
@@ -62,6 +63,12 @@ def get_loaded(svc: QueryServiceDep, cache: TraceCache, trace_id: str, raw: bool
     return loaded
 
 
+def after_response(response: Response, cache: TraceCache) -> Response:
+    """``response``, releasing the cache entries this request replaced once it has been sent."""
+    response.background = BackgroundTask(cache.release)
+    return response
+
+
 @router.get("/traces/{trace_id}", response_model=m.TraceView, summary="One trace, analysed, in compact columns")
 def get_trace_view(trace_id: TraceIdPath, request: Request, svc: QueryServiceDep, cache: TraceCacheDep,
                    raw: RawParam = False) -> Response:
@@ -70,14 +77,14 @@ def get_trace_view(trace_id: TraceIdPath, request: Request, svc: QueryServiceDep
     Built for the waterfall: columns instead of objects, services and names interned, times as
     offsets from the trace start.
     """
-    return json_response(trace_view(get_loaded(svc, cache, trace_id, raw, fresh=True)), request)
+    return after_response(json_response(trace_view(get_loaded(svc, cache, trace_id, raw, fresh=True)), request), cache)
 
 
 @router.get("/traces/{trace_id}/analysis", response_model=m.TraceAnalysisResult,
             summary="Self time and critical path of every span; totals by service and operation")
 def get_trace_analysis(trace_id: TraceIdPath, request: Request, svc: QueryServiceDep, cache: TraceCacheDep,
                        raw: RawParam = False) -> Response:
-    return json_response(trace_analysis(get_loaded(svc, cache, trace_id, raw, fresh=True)), request)
+    return after_response(json_response(trace_analysis(get_loaded(svc, cache, trace_id, raw, fresh=True)), request), cache)
 
 
 @router.get("/traces/{trace_id}/spans/{span_id}", response_model=m.SpanDetail, summary="Everything about one span")

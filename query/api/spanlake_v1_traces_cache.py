@@ -7,6 +7,10 @@ refresh the entry, so a reload shows spans that arrived since; follow-up request
 search, export) reuse the entry for ``ttl_s`` seconds and so agree with the view on screen. The
 cache holds at most ``max_spans`` spans in total, evicting the least recently used trace.
 Concurrent requests for the same trace wait for one computation instead of repeating it.
+
+Freeing an analysed trace is not free either (a quarter of a second for 100,000 spans), so the
+entries a computation replaces or evicts are kept aside and released by :meth:`TraceCache.release`,
+which the routes run after their response has been sent.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from fastapi import Request
 from spanlake.model import Span, string_form
 from spanlake.query.analysis.trace_stats import TraceAnalysis, analyze_trace
 from spanlake.query.assemble import AssembledTrace, assemble_trace
-from spanlake.query.service import QueryService, TraceResult
+from spanlake.query.service import QueryService, TraceResult, gc_paused
 
 
 @dataclass
@@ -57,16 +61,21 @@ class LoadedTrace:
 
 
 def load_trace(svc: QueryService, trace_id: bytes, raw: bool = False) -> LoadedTrace | None:
-    result = svc.get_trace(trace_id, raw=raw)
-    if result is None:
-        return None
-    tree = assemble_trace(result.spans, result.span_warnings, result.warnings)
-    analysis = analyze_trace(tree)
-    rows = tree.order
-    row_of = [0] * len(rows)
-    for r, i in enumerate(rows):
-        row_of[i] = r
-    return LoadedTrace(result, tree, analysis, rows, row_of)
+    with gc_paused():  # read, adjusted, assembled and analysed without the cyclic collector
+        result = svc.get_trace(trace_id, raw=raw)
+        if result is None:
+            return None
+        tree = assemble_trace(result.spans, result.span_warnings, result.warnings)
+        analysis = analyze_trace(tree)
+        rows = tree.order
+        row_of = [0] * len(rows)
+        for r, i in enumerate(rows):
+            row_of[i] = r
+        return LoadedTrace(result, tree, analysis, rows, row_of)
+
+
+#: Replaced or evicted entries kept for :meth:`TraceCache.release` at most.
+MAX_RELEASED = 4
 
 
 class TraceCache:
@@ -76,6 +85,7 @@ class TraceCache:
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[bytes, bool], tuple[float, LoadedTrace]] = OrderedDict()
         self._inflight: dict[tuple[bytes, bool], threading.Event] = {}
+        self._released: list[LoadedTrace] = []  # replaced or evicted, not yet let go
 
     def get(self, key: tuple[bytes, bool], compute: Callable[[], LoadedTrace | None],
             fresh: bool = False) -> LoadedTrace | None:
@@ -104,12 +114,24 @@ class TraceCache:
 
     def _put(self, key: tuple[bytes, bool], value: LoadedTrace) -> None:
         with self._lock:
+            if len(self._released) > MAX_RELEASED:
+                self._released.clear()  # nobody released them: let them go here
+            previous = self._entries.get(key)
+            if previous is not None:
+                self._released.append(previous[1])
             self._entries[key] = (time.monotonic(), value)
             self._entries.move_to_end(key)
             total = sum(len(v.spans) for _, v in self._entries.values())
             while total > self.max_spans and len(self._entries) > 1:
                 _, (_, old) = self._entries.popitem(last=False)
                 total -= len(old.spans)
+                self._released.append(old)
+
+    def release(self) -> None:
+        """Let go of the entries replaced or evicted so far (run after a response is sent)."""
+        with self._lock:
+            released, self._released = self._released, []
+        del released  # freed here, outside the lock
 
 
 def trace_cache(request: Request) -> TraceCache:
