@@ -174,7 +174,7 @@ class TraceReader(Protocol):
 
     def span_latency_rows(
         self,
-        service: str,
+        service: str | None,
         operation: str | None,
         span_kind: int | None,
         attributes: tuple[tuple[str, str], ...],
@@ -182,9 +182,10 @@ class TraceReader(Protocol):
         end_ns: int,
         limit: int = 1_000_000,
     ) -> "pa.Table":
-        """One row per span of ``service`` starting in [start_ns, end_ns) that matches every
-        given condition (``operation`` and ``span_kind`` when not None, ``attributes`` as in
-        :class:`TraceQuery`), for latency percentiles and histograms over many spans.
+        """One row per span of ``service`` (of every service when None) starting in
+        [start_ns, end_ns) that matches every given condition (``operation`` and ``span_kind``
+        when not None, ``attributes`` as in :class:`TraceQuery`), for exact latency
+        percentiles, histograms and series over every matching span of a range.
 
         Columns: ``start_ns`` (int64), ``duration_ns`` (int64), ``is_error`` (bool: status
         error) and ``trace_id`` (binary), rows in start order. When more than ``limit`` spans

@@ -145,7 +145,7 @@ class MemoryStore:
 
     def span_latency_rows(
         self,
-        service: str,
+        service: str | None,
         operation: str | None,
         span_kind: int | None,
         attributes: tuple[tuple[str, str], ...],

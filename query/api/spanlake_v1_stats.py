@@ -1,11 +1,15 @@
 """Figures across traces: latency of a service's spans, per-operation stats, what the slow ones
 have in common, and the service map.
 
-The store offers no span-level aggregation yet, so the figures come from whole traces: the most
-recent ``maxTraces`` traces matching the filter are read (``find_traces``, raw) and their matching
-spans aggregated here. Responses say how many traces were scanned and whether more matched
-(``truncated``); ``coveredStartNs`` is where the scanned ones begin, and rates are computed over
-that covered period. A store-side ``span_stats`` query would make this exact and fast.
+Latency and per-operation figures are exact over the whole range: they aggregate every matching
+span, read from the store's ``span_latency_rows`` (start, duration, error flag and trace id of
+each span; duration bounds are applied here), with vectorised percentiles, histogram and series
+(``analysis/latency.py``). Two figures still need whole traces, so they read the most recent
+``maxTraces`` traces matching the filter (``find_traces``, raw) and aggregate their matching
+spans here: latency of entry spans only (``entryOnly``: whether a span's parent is in another
+service) and the attribute differences (which need every attribute of the spans). Their
+responses say how many traces were scanned and whether more matched (``truncated``);
+``coveredStartNs`` is where the scanned ones begin, and rates are computed over that period.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import numpy as np
+import pyarrow.compute as pc
 from fastapi import APIRouter, Depends, Query
 
 from spanlake.model import SPAN_KIND_NAMES, Span
 from spanlake.query.analysis.attributes import over_represented_attributes
 from spanlake.query.analysis.latency import (
+    LatencyColumns,
     LatencySummary,
     TraceRow,
     latency_histogram,
@@ -43,7 +50,10 @@ from .spanlake_v1_trace_json import hex_trace_id
 
 router = APIRouter()
 
-MaxTracesParam = Annotated[int, Query(ge=1, le=50_000, description="Most recent matching traces to scan.")]
+MaxTracesParam = Annotated[int, Query(ge=1, le=50_000, description="Most recent matching traces to scan, where whole "
+                                                                    "traces are needed (entryOnly, attribute differences).")]
+MaxSpansParam = Annotated[int, Query(ge=1, le=50_000_000, description="Most matching spans to aggregate; beyond it the "
+                                                                      "latest ones are (truncated).")]
 EntryOnlyParam = Annotated[bool, Query(description="Only the service's entry spans (roots, or spans whose parent "
                                                    "is in another service): its requests.")]
 
@@ -87,6 +97,55 @@ def sample_spans(svc: QueryService, f: SpanFilter, max_traces: int, entry_only: 
     return SpanSample(out, f, len(results), truncated, covered)
 
 
+@dataclass
+class ExactSample:
+    """Every span matching a filter (up to ``max_spans``, the latest), as columns."""
+
+    columns: LatencyColumns
+    filter: SpanFilter
+    truncated: bool
+
+    @property
+    def covered_start_ns(self) -> int:
+        if self.truncated and len(self.columns):
+            return max(self.filter.start_ns, int(self.columns.time_ns.min()))
+        return self.filter.start_ns
+
+    @property
+    def seconds(self) -> float:
+        return max(self.filter.end_ns - self.covered_start_ns, 1) / 1e9
+
+    def info(self) -> dict[str, Any]:
+        ids = self.columns.trace_ids
+        traces = len(set(ids)) if isinstance(ids, list) else pc.count_distinct(ids).as_py() if len(ids) else 0
+        return {"startNs": self.filter.start_ns, "endNs": self.filter.end_ns, "tracesScanned": traces,
+                "truncated": self.truncated, "coveredStartNs": self.covered_start_ns}
+
+
+def exact_spans(svc: QueryService, f: SpanFilter, max_spans: int, operation: Any = ..., span_kind: Any = ...) -> ExactSample:
+    """Every span matching ``f`` (``operation``/``span_kind`` override the filter's), from the
+    store's span-level rows, with the filter's duration bounds applied."""
+    table = svc.span_latency_rows(
+        f.service,  # None: every service
+        f.operation if operation is ... else operation,
+        f.span_kind if span_kind is ... else span_kind,
+        f.attributes, f.start_ns, f.end_ns, max_spans + 1,
+    )
+    truncated = table.num_rows > max_spans
+    if truncated:
+        table = table.slice(table.num_rows - max_spans)
+    cols = LatencyColumns.of_table(table)
+    if f.min_duration_ns is not None or f.max_duration_ns is not None:
+        keep = np.ones(len(cols), dtype=np.bool_)
+        if f.min_duration_ns is not None:
+            keep &= cols.duration_ns >= f.min_duration_ns
+        if f.max_duration_ns is not None:
+            keep &= cols.duration_ns <= f.max_duration_ns
+        if not keep.all():
+            cols = cols.take(keep)
+    return ExactSample(cols, f, truncated)
+
+
 def figures(summary: LatencySummary, seconds: float) -> dict[str, Any]:
     return {"count": summary.count, "errorCount": summary.error_count, "errorRate": summary.error_rate,
             "ratePerSecond": summary.count / seconds if seconds > 0 else 0.0,
@@ -112,36 +171,31 @@ def latency(
     examples: Annotated[int, Query(ge=0, le=20, description="Example trace ids per bucket and step.")] = 3,
     entryOnly: EntryOnlyParam = False,
     maxTraces: MaxTracesParam = 2000,
+    maxSpans: MaxSpansParam = 20_000_000,
 ) -> dict:
     """Count, error rate, p50/p90/p95/p99/max, a log-scale histogram (each bucket with example
-    traces) and a time series of the same figures, over the spans matching the filter."""
+    traces) and a time series of the same figures, over every span matching the filter in the
+    range (with ``entryOnly``, over the matching entry spans of the latest ``maxTraces`` traces)."""
     step_ns = duration_ns(step, "step") or auto_step(f.end_ns - f.start_ns)
     if step_ns <= 0 or (f.end_ns - f.start_ns) // step_ns > 10_000:
         raise bad_request("unable to parse param 'step': at most 10000 steps per range")
-    sample = sample_spans(svc, f, maxTraces, entryOnly)
-    rows = sample.rows()
-    buckets = latency_histogram(rows, buckets_per_decade=bucketsPerDecade, examples_per_bucket=examples)
-    series = latency_series(rows, step_ns, start_ns=f.start_ns, end_ns=f.end_ns)
-    slowest: dict[int, list[TraceRow]] = {}
-    for r in rows:
-        slowest.setdefault((r.time_ns - series[0].time_ns) // step_ns if series else 0, []).append(r)
-    points = []
-    for j, p in enumerate(series):
-        ids: list[str] = []
-        for r in sorted(slowest.get(j, []), key=lambda r: -r.duration_ns):
-            tid = hex_trace_id(r.trace_id)
-            if tid not in ids:
-                ids.append(tid)
-            if len(ids) >= examples:
-                break
-        points.append({"timeNs": p.time_ns, **figures(p.summary, step_ns / 1e9), "exampleTraceIds": ids})
+    sample: SpanSample | ExactSample
+    if entryOnly:
+        sample = sample_spans(svc, f, maxTraces, entryOnly)
+        cols = LatencyColumns.of_rows(sample.rows())
+    else:
+        sample = exact_spans(svc, f, maxSpans)
+        cols = sample.columns
+    buckets = latency_histogram(cols, buckets_per_decade=bucketsPerDecade, examples_per_bucket=examples)
+    series = latency_series(cols, step_ns, start_ns=f.start_ns, end_ns=f.end_ns, examples=examples)
     return {
         **sample.info(),
         "stepNs": step_ns,
-        "summary": figures(summarize_latency(rows), sample.seconds),
+        "summary": figures(summarize_latency(cols), sample.seconds),
         "histogram": [{"lowerNs": b.lower_ns, "upperNs": b.upper_ns, "count": b.count, "errorCount": b.error_count,
                        "exampleTraceIds": [hex_trace_id(t) for t in b.example_trace_ids]} for b in buckets],
-        "series": points,
+        "series": [{"timeNs": p.time_ns, **figures(p.summary, step_ns / 1e9),
+                    "exampleTraceIds": [hex_trace_id(t) for t in p.slowest_trace_ids]} for p in series],
     }
 
 
@@ -154,19 +208,27 @@ def operation_stats(
     end: EndParam = None,
     lookback: LookbackParam = None,
     maxTraces: MaxTracesParam = 2000,
+    maxSpans: MaxSpansParam = 20_000_000,
 ) -> dict:
+    """Per (operation, span kind) of the service: every span of the range (``maxTraces`` is
+    accepted for compatibility and unused)."""
     start_ns, end_ns = time_range(start, end, lookback)
     f = SpanFilter(service, None, None, (), start_ns, end_ns, None, None)
-    sample = sample_spans(svc, f, maxTraces, entry_only=False)
-    groups: dict[tuple[str, int], list[TraceRow]] = {}
-    for s, tid in sample.spans:
-        groups.setdefault((s.name, s.kind), []).append(TraceRow(s.duration_ns, s.is_error, s.start_ns, tid))
     ops = []
-    for (name, kind), rows in groups.items():
-        ops.append({"name": name, "spanKind": SPAN_KIND_NAMES.get(kind, str(kind)),
-                    "totalNs": sum(r.duration_ns for r in rows), **figures(summarize_latency(rows), sample.seconds)})
+    truncated, traces, covered = False, 0, start_ns
+    for op in svc.get_operations(service):
+        sample = exact_spans(svc, f, maxSpans, operation=op.name, span_kind=op.span_kind)
+        if not len(sample.columns):
+            continue
+        truncated |= sample.truncated
+        traces += sample.info()["tracesScanned"]  # a trace counts once per operation it has
+        covered = max(covered, sample.covered_start_ns)
+        ops.append({"name": op.name, "spanKind": SPAN_KIND_NAMES.get(op.span_kind, str(op.span_kind)),
+                    "totalNs": int(sample.columns.duration_ns.sum()),
+                    **figures(summarize_latency(sample.columns), sample.seconds)})
     ops.sort(key=lambda o: (-o["totalNs"], o["name"]))
-    return {**sample.info(), "service": service, "operations": ops}
+    return {"startNs": start_ns, "endNs": end_ns, "tracesScanned": traces, "truncated": truncated,
+            "coveredStartNs": covered, "service": service, "operations": ops}
 
 
 @router.get("/attributes/differences", response_model=m.AttributeDifferencesResult,

@@ -4,9 +4,12 @@ Every read runs on the calling thread's own cursor, in one short read transactio
 (``read_session.py``), so it sees the latest commit, of this process or another.
 
 Trace lookups by id read the trace index and span files of that snapshot with pyarrow, only the
-row groups the cached footers point at (``trace_fetch.py``, which says why not DuckDB); other
-reads are SQL (``search_sql.py``). Lakes whose files cannot be read directly (object storage,
-encryption) use SQL for lookups too.
+row groups the cached footers point at (``trace_fetch.py``, which says why not DuckDB). Searches
+read the span files of that snapshot too, only the row groups their time slice and the row-group
+value filters leave (``trace_search.FileSearch``, ``value_index.py``), and no DuckLake
+transaction while the snapshot's file list is known; other reads are SQL (``search_sql.py``).
+Lakes whose files cannot be read directly (object storage, encryption) use SQL for lookups and
+searches too.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class LakeReader:
     def __init__(self, new_cursor: Cursor) -> None:
         self._sessions = ReadSessions(new_cursor)
         self._files = LakeFiles(trace_fetch.STATS_COLUMNS)
+        self._search = trace_search.FileSearch(self._files)
         self._cache_lock = threading.Lock()
         self._resources: dict[int, dict[str, Any]] = {}
         self._scopes: dict[int, dict[str, Any]] = {}
@@ -81,7 +85,11 @@ class LakeReader:
             chunk = wanted[i : i + IDS_PER_QUERY]
             ranges = trace_fetch.trace_ranges(self._files, index_files, {search_sql.trace_key(t): t for t in chunk})
             if ranges:
-                for span in self._spans(trace_fetch.trace_spans(self._files, span_files, ranges)):
+                rows, order = trace_fetch.trace_span_rows(self._files, span_files, ranges)
+                spans = self._spans(rows)
+                if order is not None:  # by trace id, then start time
+                    spans = [spans[k] for k in order]
+                for span in spans:
                     out.setdefault(span.trace_id, []).append(span)
         return out
 
@@ -169,6 +177,15 @@ class LakeReader:
             return self._find_in_snapshot(q, summaries=summaries)
 
     def _find_in_snapshot(self, q: TraceQuery, *, summaries: bool) -> list[tuple[Any, ...]]:
+        if q.limit > 0:
+            found = self._find_in_files(q)
+            if found is not None:
+                top, index_files = found
+                if not summaries:
+                    return top
+                keys = {search_sql.trace_key(t): t for t, _, _ in top}
+                rows = trace_fetch.trace_summaries(self._files, index_files, keys)
+                return [rows[t] for t, _, _ in top if t in rows]
         with self._sessions.read(snapshot=True) as (cur, snapshot):
             assert snapshot is not None
             lists = self._lists_in(cur, snapshot)
@@ -183,6 +200,73 @@ class LakeReader:
             keys = {search_sql.trace_key(t): t for t, _, _ in top}
             rows = trace_fetch.trace_summaries(self._files, index_files, keys)
             return [rows[t] for t, _, _ in top if t in rows]
+
+    def _find_in_files(self, q: TraceQuery) -> tuple[list[tuple[bytes, int, int]], list[DataFile]] | None:
+        """(newest traces, index files) of a search read from the files of the latest snapshot
+        (``trace_search.FileSearch``) without a DuckLake transaction when the snapshot's file
+        list is known; None when the files cannot be read directly."""
+        cur = self._sessions.cursor()
+        snapshot = latest_snapshot(cur)
+        lists = self._files.cached(snapshot)
+        if lists is None:
+            with self._sessions.read(snapshot=True) as (c, snap):
+                assert snap is not None
+                lists, snapshot = self._lists_in(c, snap), snap
+        index_files, span_files = lists["trace_index"], lists["spans"]
+        if index_files is None or span_files is None:
+            return None
+        infos = [(f, self._files.info(f.path, "spans")) for f in span_files]
+        if any(i.rows.size and "start_ns" not in i.mins for _, i in infos):
+            return None
+        lows = [int(i.mins["start_ns"].min()) for _, i in infos if i.rows.size]
+        highs = [int(i.maxs["start_ns"].max()) for _, i in infos if i.rows.size]
+        if not highs:
+            return [], index_files
+        hi = max(highs) + 1 if q.start_max_ns is None else min(q.start_max_ns, max(highs) + 1)
+        lo = min(lows) if q.start_min_ns is None else max(q.start_min_ns, min(lows))
+        if lo >= hi:
+            return [], index_files
+        window = [(f, i) for f, i in infos if _overlaps(i, lo, hi)]
+        at = f"lake.spans AT (VERSION => {int(snapshot)})"
+
+        def load_side() -> tuple[pa.Table, pa.Table]:
+            with self._sessions.read() as (c, _):
+                return (
+                    c.execute(f"SELECT resource_id, attributes FROM lake.resources AT (VERSION => {int(snapshot)})").to_arrow_table(),
+                    c.execute(f"SELECT scope_id, attributes FROM lake.scopes AT (VERSION => {int(snapshot)})").to_arrow_table(),
+                )
+
+        resources, scopes = self._search.side_tables(snapshot, load_side)
+        hints = search_sql.Hints(
+            self._no_key(cur, q, [i for _, i in window]), self._search.side_ids(cur, q, resources, scopes)
+        )
+
+        def lake_candidates(s_lo: int | None, s_hi: int, k: int) -> list[tuple[bytes, int]]:
+            with self._sessions.read() as (c, _):
+                return c.execute(*search_sql.candidates_sql(q, s_lo, s_hi, k + 1, hints, source=at)).fetchall()
+
+        def lookup(ids: list[bytes]) -> dict[bytes, tuple[int, int]]:
+            out: dict[bytes, tuple[int, int]] = {}
+            for i in range(0, len(ids), IDS_PER_QUERY):
+                keys = {search_sql.trace_key(t): t for t in ids[i : i + IDS_PER_QUERY]}
+                out.update(trace_search.trace_bounds(self._files, index_files, keys))
+            return out
+
+        top = trace_search.newest_from_files(self._search, cur, q, hints, window, lookup, lake_candidates, lo, hi)
+        return None if top is None else (top, index_files)
+
+    def _no_key(self, cur: duckdb.DuckDBPyConnection, q: TraceQuery, infos: list[FileInfo]) -> frozenset[tuple[str, str]]:
+        """(map, key) pairs of ``q``'s attribute keys that no span, event or link map of the
+        window's files holds (``search_sql.Hints.no_key``)."""
+        no_key: set[tuple[str, str]] = set()
+        for key, _ in q.attributes:
+            for where in ("span", "event", "link"):
+                maybe = [i for i in infos if i.may_hold_key(where, key)]
+                if where != "span":
+                    maybe = [i for i in maybe if key in self._files.nested_keys(cur, i.path, where)]
+                if not maybe:
+                    no_key.add((where, key))
+        return frozenset(no_key)
 
     def _newest(
         self, cur: duckdb.DuckDBPyConnection, q: TraceQuery, index_files: list[DataFile], span_files: list[DataFile]

@@ -315,22 +315,64 @@ ORDER BY start_ns DESC, i.trace_key"""
     return sql, params
 
 
-def candidates_sql(q: TraceQuery, start_ns: int | None, end_ns: int, n: int, hints: Hints = _NO_HINTS) -> Sql:
+def candidates_sql(
+    q: TraceQuery, start_ns: int | None, end_ns: int, n: int, hints: Hints = _NO_HINTS, source: str = "lake.spans"
+) -> Sql:
     """Up to ``n`` traces with a span matching ``q`` that starts in [start_ns, end_ns), those
-    with the latest matching span (``last_ns``) first (see ``trace_search.py``)."""
+    with the latest matching span (``last_ns``) first (see ``trace_search.py``). ``source`` is
+    the relation of spans: the lake table, or rows read from its files (with at least the
+    columns :func:`scan_columns` names)."""
     where, params = span_conditions_sql(q, hints)
     window = "start_ns < ?"
     wparams: list[Any] = [end_ns]
     if start_ns is not None:
         window = "start_ns >= ? AND " + window
         wparams.insert(0, start_ns)
-    sql = f"""SELECT trace_id, max(start_ns) AS last_ns FROM lake.spans
+    sql = f"""SELECT trace_id, max(start_ns) AS last_ns FROM {source}
 WHERE {window}
     AND {where}
 GROUP BY trace_id
 ORDER BY last_ns DESC, trace_id
 LIMIT ?"""
     return sql, [*wparams, *params, n]
+
+
+def scan_columns(q: TraceQuery, hints: Hints = _NO_HINTS) -> list[str] | None:
+    """Span columns :func:`candidates_sql` reads for ``q`` with ``hints``, or None when its SQL
+    would still read another table (a scope or resource lookup missing from ``hints``)."""
+    cols = ["trace_id", "start_ns"]
+    for name, col in ((q.service_name, "service_name"), (q.operation_name, "name"), (q.span_kind, "kind")):
+        if name is not None:
+            cols.append(col)
+    if q.duration_min_ns is not None or q.duration_max_ns is not None:
+        cols.append("duration_ns")
+    for key, text in q.attributes:
+        if (key == "error" and text in ("true", "false")) or key == "span.status":
+            cols.append("status_code")
+        elif key == "span.kind":
+            cols.append("kind")
+        elif key == "scope.name":
+            cols.append("scope_name")
+        elif key == "scope.version":
+            cols.append("scope_version")
+        else:
+            plain = not (key.startswith("resource.") and len(key) > len("resource."))
+            lookups = [("lake.scopes", key), ("lake.resources", key)] if plain else [("lake.resources", key[len("resource.") :])]
+            for table, k in lookups:
+                ids = hints.side_ids.get((table, k, text))
+                if ids is None:
+                    return None
+                if ids:
+                    cols.append("scope_id" if table == "lake.scopes" else "resource_id")
+            if plain:
+                if key in PROMOTED_KEYS:
+                    cols.append(PROMOTED_KEYS[key])
+                elif ("span", key) not in hints.no_key:
+                    cols.append("attributes")
+                for field_name, where in (("events", "event"), ("links", "link")):
+                    if (where, key) not in hints.no_key:
+                        cols.append(field_name)
+    return list(dict.fromkeys(cols))
 
 
 def trace_summaries_sql(trace_ids: Sequence[bytes]) -> Sql:
@@ -352,7 +394,7 @@ LATENCY_ROWS_SCHEMA = pa.schema(
 
 
 def latency_rows_sql(
-    service: str,
+    service: str | None,
     operation: str | None,
     span_kind: int | None,
     attributes: tuple[tuple[str, str], ...],

@@ -315,7 +315,7 @@ def test_latency_entry_spans_and_operations(client: TestClient) -> None:
 
 
 def test_latency_reports_truncation(client: TestClient) -> None:
-    doc = get(client, "/latency", service="api", maxTraces=20, **RANGE)
+    doc = get(client, "/latency", service="api", maxSpans=20, **RANGE)
     assert doc["truncated"] and doc["tracesScanned"] == 20 and doc["summary"]["count"] == 20
     # The 20 most recent requests started 80 s after the first api request.
     assert doc["coveredStartNs"] == BASE_NS + 280 * SEC
