@@ -12,7 +12,10 @@ answer, measured in the same run (the naive answer is compared with the store's)
 
 * trace by id (random traces);
 * search, newest 20 traces: service + operation + duration range, and one attribute value
-  (a user id: high cardinality, not a promoted column), over the last hour and the whole day;
+  (a user id: high cardinality, not a promoted column), over the last hour and the whole day
+  (the first attribute search over a window, which builds the row-group value filters of its
+  files, is timed on its own; ``--lake-baseline`` also times every search with the file search
+  switched off, interleaved with it);
 * services and operations lists;
 * dependencies over the day;
 * per-operation latency percentiles of a service over an hour, from ``span_latency_rows``
@@ -111,7 +114,7 @@ def build(data_dir: str, spans: int, threads: int, memory_limit: str) -> DuckLak
     return store
 
 
-def run(store: DuckLakeStore, repeat: int, naive_repeat: int, seed: int) -> list[Row]:
+def run(store: DuckLakeStore, repeat: int, naive_repeat: int, seed: int, lake_baseline: bool = False) -> list[Row]:
     rng = np.random.default_rng(seed)
     cur = store._new_cursor()  # autocommit statements for the naive queries and set-up
     cur.execute("SET parquet_metadata_cache = true")  # the store's reader sets it too
@@ -146,19 +149,42 @@ def run(store: DuckLakeStore, repeat: int, naive_repeat: int, seed: int) -> list
         users = rng.choice(USERS, size=repeat, replace=False)
         qs = [TraceQuery(attributes=(("enduser.id", f"user-{u}"),), start_min_ns=lo, start_max_ns=hi, limit=20) for u in users]
         searches.append((f"search one attribute value (enduser.id), {label}", "<= 100 ms p50", qs))
+    reader = store._reader  # noqa: SLF001 - the lake baseline switches the file search off
+    file_search = reader._find_in_files
     for name, target, qs in searches:
+        if "attribute" in name:
+            # The first attribute search over a window builds the row-group value filters of
+            # its span files (once per immutable file; value_index.py): timed on its own.
+            row = Row(name.replace("search one", "first search by one", 1) + ", value filters built")
+            ms, _ = timed(lambda: store.find_trace_ids(TraceQuery(attributes=(("enduser.id", "user-0"),),
+                                                                  start_min_ns=qs[0].start_min_ns,
+                                                                  start_max_ns=qs[0].start_max_ns, limit=20)))
+            row.store_ms.append(ms)
+            rows.append(row)
         row = Row(name, target=target)
+        lake = Row("  the same through DuckLake SQL (file search off), same queries interleaved")
         answers = []
+        lake.same = True
         for q in qs:
             ms, found = timed(lambda: store.find_trace_ids(q))
             row.store_ms.append(ms)
             answers.append([(f.trace_id, f.start_ns, f.end_ns) for f in found])
+            if lake_baseline:
+                reader._find_in_files = lambda q: None  # noqa: SLF001
+                try:
+                    ms, again = timed(lambda: store.find_trace_ids(q))
+                finally:
+                    reader._find_in_files = file_search  # noqa: SLF001
+                lake.store_ms.append(ms)
+                lake.same &= [(f.trace_id, f.start_ns, f.end_ns) for f in again] == answers[-1]
         row.same = True
         for q, ans in zip(qs[:naive_repeat], answers):
             ms, naive = timed(lambda: cur.execute(*naive_search_sql(q)).fetchall())
             row.naive_ms.append(ms)
             row.same &= [tuple(r) for r in naive] == ans
         rows.append(row)
+        if lake_baseline:
+            rows.append(lake)
 
     # -- services and operations ----------------------------------------------------------------
     row = Row("services list, first call (per-file sets computed)")
@@ -240,6 +266,34 @@ def run(store: DuckLakeStore, repeat: int, naive_repeat: int, seed: int) -> list
             np.allclose(p, r[3]) for (_, _, _, p), r in zip(ours, sql)
         )
     rows += [row, sql_row]
+
+    # -- /api/spanlake/v1/latency figures over every matching span ---------------------------
+    from spanlake.query.analysis.latency import LatencyColumns, latency_histogram, latency_series, summarize_latency
+
+    for label, span_ns, step_ns in (("1 h", HOUR_NS, 60_000_000_000), ("whole day", DAY_NS, 1_800_000_000_000)):
+        row = Row(f"latency endpoint figures of a service, {label} (every span, exact)")
+        row.same = True
+        for i in range(max(1, repeat // 4)):
+            service = cat.services[i % len(cat.services)]
+            lo = DAY_END_NS - span_ns
+
+            def figures() -> tuple[int, int]:
+                t = store.span_latency_rows(service, None, None, (), lo, DAY_END_NS, 50_000_000)
+                cols = LatencyColumns.of_table(t)
+                s = summarize_latency(cols)
+                latency_histogram(cols)
+                latency_series(cols, step_ns, start_ns=lo, end_ns=DAY_END_NS, examples=3)
+                return s.count, s.p99_ns or 0
+
+            ms, (count, p99) = timed(figures)
+            row.store_ms.append(ms)
+            if i < naive_repeat:
+                naive = cur.execute(
+                    "SELECT count(*), quantile_disc(duration_ns, 0.99) FROM lake.spans WHERE service_name = ? AND start_ns >= ? AND start_ns < ?",
+                    [service, lo, DAY_END_NS],
+                ).fetchall()[0]
+                row.same &= naive[0] == count
+        rows.append(row)
     return rows
 
 
@@ -260,6 +314,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--memory-limit", default="4GB")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--lake-baseline", action="store_true",
+                    help="also time each search with the file search off (DuckLake SQL), interleaved")
     ap.add_argument("--data-dir", default=None, help="default: a new folder under /tmp")
     ap.add_argument("--keep", action="store_true", help="keep the data directory")
     ap.add_argument("--reuse", default=None, help="query a data directory kept by an earlier run (never deleted)")
@@ -272,7 +328,7 @@ def main() -> None:
         else:
             store = build(data_dir, args.spans, args.threads, args.memory_limit)
         try:
-            rows = run(store, args.repeat, args.naive_repeat, args.seed)
+            rows = run(store, args.repeat, args.naive_repeat, args.seed, args.lake_baseline)
         finally:
             store.close()
         report(rows)
