@@ -105,6 +105,20 @@ def test_trace_header_and_waterfall(ui: UI) -> None:
     ui.screenshot("trace-timeline")
 
 
+
+def test_trace_page_requests_the_trace_once_and_first(ui: UI) -> None:
+    # The server puts a preload of the trace at the top of <head>; the page's own fetch must
+    # take that response, not ask again, and nothing may queue ahead of it.
+    requested: list[str] = []
+    ui.page.on("request", lambda r: requested.append(r.url.removeprefix(ui.base)))
+    open_fixture(ui)
+    html = httpx.get(f"{ui.base}/trace/{FIXTURE.upper()}").text
+    assert f'<link rel="preload" href="{V1}/traces/{FIXTURE}" as="fetch"' in html
+    assert requested.count(f"{V1}/traces/{FIXTURE}") == 1
+    assert requested[:2] == [f"/trace/{FIXTURE}", f"{V1}/traces/{FIXTURE}"]
+    # A malformed id gets the plain page, which reports the error itself.
+    assert 'rel="preload"' not in httpx.get(f"{ui.base}/trace/not-a-trace-id").text
+
 def test_minimap_zoom_window(ui: UI) -> None:
     open_fixture(ui)
     box = ui.page.locator(".minimap").bounding_box()
