@@ -83,6 +83,17 @@ class FileInfo:
             lo, hi = lo.encode(), hi.encode()
         return np.nonzero((mins <= hi) & (maxs >= lo))[0]
 
+    def holding(self, column: str, values: list[Any]) -> np.ndarray:
+        """Indexes of the row groups whose [min, max] of ``column`` holds one of ``values``
+        (one comparison for all of them, not one :meth:`overlapping` per value)."""
+        mins, maxs = self.mins.get(column), self.maxs.get(column)
+        if mins is None or maxs is None:
+            return np.arange(len(self.rows))
+        if not values:
+            return np.arange(0)
+        v = np.array([x.encode() if isinstance(x, str) else x for x in values])
+        return np.nonzero(((mins[:, None] <= v[None, :]) & (maxs[:, None] >= v[None, :])).any(axis=1))[0]
+
 
 class LakeFiles:
     """Per-snapshot file lists of lake tables and cached footers of their files."""

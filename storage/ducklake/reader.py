@@ -246,14 +246,18 @@ class LakeReader:
                 return c.execute(*search_sql.candidates_sql(q, s_lo, s_hi, k + 1, hints, source=at)).fetchall()
 
         def lookup(ids: list[bytes]) -> dict[bytes, tuple[int, int]]:
-            out: dict[bytes, tuple[int, int]] = {}
-            for i in range(0, len(ids), IDS_PER_QUERY):
-                keys = {search_sql.trace_key(t): t for t in ids[i : i + IDS_PER_QUERY]}
-                out.update(trace_search.trace_bounds(self._files, index_files, keys))
-            return out
+            return self._bounds(index_files, ids)
 
         top = trace_search.newest_from_files(self._search, cur, q, hints, window, lookup, lake_candidates, lo, hi)
         return None if top is None else (top, index_files)
+
+    def _bounds(self, index_files: list[DataFile], ids: list[bytes]) -> dict[bytes, tuple[int, int]]:
+        """(start, end) of each trace of ``ids`` found in the trace index files."""
+        out: dict[bytes, tuple[int, int]] = {}
+        for i in range(0, len(ids), IDS_PER_QUERY):
+            keys = {search_sql.trace_key(t): t for t in ids[i : i + IDS_PER_QUERY]}
+            out.update(trace_fetch.trace_bounds(self._files, index_files, keys))
+        return out
 
     def _no_key(self, cur: duckdb.DuckDBPyConnection, q: TraceQuery, infos: list[FileInfo]) -> frozenset[tuple[str, str]]:
         """(map, key) pairs of ``q``'s attribute keys that no span, event or link map of the
@@ -290,11 +294,7 @@ class LakeReader:
             return cur.execute(*search_sql.candidates_sql(q, s_lo, s_hi, k + 1, hints)).fetchall()
 
         def lookup(ids: list[bytes]) -> dict[bytes, tuple[int, int]]:
-            out: dict[bytes, tuple[int, int]] = {}
-            for i in range(0, len(ids), IDS_PER_QUERY):
-                keys = {search_sql.trace_key(t): t for t in ids[i : i + IDS_PER_QUERY]}
-                out.update(trace_fetch.trace_bounds(self._files, index_files, keys))
-            return out
+            return self._bounds(index_files, ids)
 
         k = 2 * q.limit + 8
         for _ in range(3):
@@ -307,19 +307,11 @@ class LakeReader:
     def _hints(self, cur: duckdb.DuckDBPyConnection, q: TraceQuery, infos: list[FileInfo]) -> search_sql.Hints:
         """Conditions of ``q`` that cannot match, learnt from the key statistics of the span
         files of the window and from the (small) scope and resource tables."""
-        no_key: set[tuple[str, str]] = set()
-        for key, _ in q.attributes:
-            for where in ("span", "event", "link"):
-                maybe = [i for i in infos if i.may_hold_key(where, key)]
-                if where != "span":
-                    maybe = [i for i in maybe if key in self._files.nested_keys(cur, i.path, where)]
-                if not maybe:
-                    no_key.add((where, key))
         side = {}
         for id_col, table, key, text in search_sql.side_lookups(q):
             rows = cur.execute(*search_sql.side_ids_sql(id_col, table, key, text)).fetchall()
             side[(table, key, text)] = tuple(sorted(r[0] for r in rows))
-        return search_sql.Hints(frozenset(no_key), side)
+        return search_sql.Hints(self._no_key(cur, q, infos), side)
 
     def _lists_in(self, cur: duckdb.DuckDBPyConnection, snapshot: int) -> dict[str, list[DataFile] | None]:
         """Span and trace index files of the snapshot ``cur``'s transaction reads."""

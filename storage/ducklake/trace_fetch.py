@@ -43,9 +43,11 @@ def index_rows(files: LakeFiles, index_files: list[DataFile], keys: Iterable[str
     parts: list[pa.Table] = []
     for f in index_files:
         info = files.info(f.path, "trace_index")
-        groups = sorted({int(g) for k in wanted for g in info.overlapping("trace_key", k, k)})
+        groups = [int(g) for g in info.holding("trace_key", wanted)]
         if groups:
-            t = _read(files, f, info, groups, columns)
+            # A few, often scattered, index row groups of a file in the page cache: coalesced
+            # reads cost more (28 row groups: 19 against 11 ms).
+            t = _read(files, f, info, groups, columns, pre_buffer=False)
             t = t.filter(pc.is_in(t.column("trace_key"), pa.array(wanted, pa.string())))
             if t.num_rows:
                 parts.append(t)
@@ -151,17 +153,26 @@ def _span_groups(info: FileInfo, ranges: Iterable[tuple[bytes, tuple[int, int, i
     return groups
 
 
-def _read(files: LakeFiles, f: DataFile, info: FileInfo, groups: list[int], columns: list[str]) -> pa.Table:
+def not_deleted(files: LakeFiles, f: DataFile, info: FileInfo, groups: np.ndarray | list[int]) -> np.ndarray:
+    """Per row of the row groups ``groups`` of ``f``, whether its delete file keeps it."""
+    n = int(info.rows[groups].sum())
+    if not f.delete_path:
+        return np.ones(n, dtype=np.bool_)
+    deleted = files.deleted_rows(f.delete_path)
+    rownum = np.concatenate([np.arange(info.offsets[g], info.offsets[g] + info.rows[g]) for g in groups])
+    return ~np.isin(rownum, deleted, assume_unique=True)
+
+
+def _read(files: LakeFiles, f: DataFile, info: FileInfo, groups: list[int], columns: list[str],
+          pre_buffer: bool = True) -> pa.Table:
     """Row groups of a data file without the rows its delete file removes, with exactly
     ``columns`` (those missing from an older file are nulls), typed as the model wants."""
     # Columns that hold only nulls in these row groups (unused promoted attributes, often)
     # come back as nulls without being read.
     present = [c for c in columns if c in info.names and not (c in info.all_null and info.all_null[c][groups].all())]
-    t = pq.ParquetFile(f.path, metadata=info.metadata, pre_buffer=True).read_row_groups(groups, columns=present)
+    t = pq.ParquetFile(f.path, metadata=info.metadata, pre_buffer=pre_buffer).read_row_groups(groups, columns=present)
     if f.delete_path:
-        deleted = files.deleted_rows(f.delete_path)
-        rownum = np.concatenate([np.arange(info.offsets[g], info.offsets[g] + info.rows[g]) for g in groups])
-        keep = ~np.isin(rownum, deleted, assume_unique=True)
+        keep = not_deleted(files, f, info, groups)
         if not keep.all():
             t = t.filter(pa.array(keep))
     if columns == SPAN_SCHEMA.names:

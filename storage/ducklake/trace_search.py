@@ -31,6 +31,7 @@ from spanlake.model import PROMOTED_KEYS, SPAN_SCHEMA
 from spanlake.storage.api import TraceQuery
 from spanlake.storage.ducklake import search_sql
 from spanlake.storage.ducklake.lake_files import DataFile, FileInfo, LakeFiles
+from spanlake.storage.ducklake.trace_fetch import not_deleted
 from spanlake.storage.ducklake.value_index import Prunable, ValueIndex, prunable
 
 #: Width of the newest slice; each older slice is ``GROWTH`` times wider.
@@ -404,47 +405,6 @@ def read_groups(f: DataFile, info: FileInfo, groups: np.ndarray, columns: list[s
     return pq.ParquetFile(f.path, metadata=info.metadata, pre_buffer=False, read_dictionary=dictionary).read_row_groups(
         [int(g) for g in groups], columns=columns
     )
-
-
-def not_deleted(files: LakeFiles, f: DataFile, info: FileInfo, groups: np.ndarray) -> np.ndarray:
-    """Per row of the row groups ``groups`` of ``f``, whether its delete file keeps it."""
-    n = int(info.rows[groups].sum())
-    if not f.delete_path:
-        return np.ones(n, dtype=np.bool_)
-    deleted = files.deleted_rows(f.delete_path)
-    rownum = np.concatenate([np.arange(info.offsets[g], info.offsets[g] + info.rows[g]) for g in groups])
-    return ~np.isin(rownum, deleted, assume_unique=True)
-
-
-def trace_bounds(files: LakeFiles, index_files: list[DataFile], keys: dict[str, bytes]) -> dict[bytes, tuple[int, int]]:
-    """(trace start, trace end) of each known trace key (``search_sql.trace_key``), from the
-    trace index files: only the row groups whose ``trace_key`` range holds a wanted key, only
-    the three columns."""
-    wanted = sorted(keys)
-    wanted_arr = pa.array(wanted, pa.string())
-    w = np.array([k.encode() for k in wanted])
-    out: dict[bytes, tuple[int, int]] = {}
-    for f in index_files:
-        info = files.info(f.path, "trace_index")
-        if not info.rows.size:
-            continue
-        mins, maxs = info.mins.get("trace_key"), info.maxs.get("trace_key")
-        if mins is None or maxs is None:
-            groups = np.arange(len(info.rows))
-        else:
-            hit = (mins[:, None] <= w[None, :]) & (maxs[:, None] >= w[None, :])
-            groups = np.nonzero(hit.any(axis=1))[0]
-        if not len(groups):
-            continue
-        t = read_groups(f, info, groups, ["trace_key", "start_ns", "end_ns"])
-        keep = pc.is_in(t.column("trace_key"), value_set=wanted_arr).to_numpy(zero_copy_only=False)
-        keep &= not_deleted(files, f, info, groups)
-        t = t.filter(pa.array(keep))
-        for key, lo, end in zip(t.column("trace_key").to_pylist(), t.column("start_ns").to_pylist(), t.column("end_ns").to_pylist()):
-            tid = keys[key]
-            a, b = out.get(tid, (lo, end))
-            out[tid] = (min(a, lo), max(b, end))
-    return out
 
 
 def latest_per_trace(rows: pa.Table, n: int) -> list[tuple[bytes, int]]:
