@@ -22,40 +22,6 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 _REASONS = "invalid, queue_full, undecodable, store_error, unavailable"
 
-SPANS_RECEIVED = Counter(
-    "spanlake_receiver_spans_received", "Spans in export requests that decoded.", ["protocol"]
-)
-SPANS_ACCEPTED = Counter(
-    "spanlake_receiver_spans_accepted", "Spans committed to the store.", ["protocol"]
-)
-SPANS_REJECTED = Counter(
-    "spanlake_receiver_spans_rejected",
-    f"Spans not stored, by reason ({_REASONS}; undecodable counts requests).",
-    ["protocol", "reason"],
-)
-LOG_RECORDS_RECEIVED = Counter(
-    "spanlake_receiver_log_records_received", "Log records in export requests that decoded.", ["protocol"]
-)
-LOG_RECORDS_ACCEPTED = Counter(
-    "spanlake_receiver_log_records_accepted", "Log records committed to the store.", ["protocol"]
-)
-LOG_RECORDS_REJECTED = Counter(
-    "spanlake_receiver_log_records_rejected",
-    f"Log records not stored, by reason ({_REASONS}; undecodable counts requests).",
-    ["protocol", "reason"],
-)
-METRIC_POINTS_RECEIVED = Counter(
-    "spanlake_receiver_metric_points_received", "Metric data points in export requests that decoded.", ["protocol"]
-)
-METRIC_POINTS_ACCEPTED = Counter(
-    "spanlake_receiver_metric_points_accepted", "Metric data points committed to the store.", ["protocol"]
-)
-METRIC_POINTS_REJECTED = Counter(
-    "spanlake_receiver_metric_points_rejected",
-    f"Metric data points not stored, by reason ({_REASONS}; undecodable counts requests).",
-    ["protocol", "reason"],
-)
-
 
 @dataclass(frozen=True)
 class ReceiverCounters:
@@ -66,12 +32,26 @@ class ReceiverCounters:
     accepted: Counter
     rejected: Counter
 
+    @classmethod
+    def named(cls, items: str, what: str) -> "ReceiverCounters":
+        """``spanlake_receiver_<items>_{received,accepted,rejected}``; ``what`` starts the help."""
+        prefix = f"spanlake_receiver_{items}"
+        return cls(
+            Counter(f"{prefix}_received", f"{what} in export requests that decoded.", ["protocol"]),
+            Counter(f"{prefix}_accepted", f"{what} committed to the store.", ["protocol"]),
+            Counter(
+                f"{prefix}_rejected",
+                f"{what} not stored, by reason ({_REASONS}; undecodable counts requests).",
+                ["protocol", "reason"],
+            ),
+        )
+
 
 #: Signal name (``traces``, ``logs``, ``metrics``) -> its counters.
 RECEIVER_COUNTERS = {
-    "traces": ReceiverCounters(SPANS_RECEIVED, SPANS_ACCEPTED, SPANS_REJECTED),
-    "logs": ReceiverCounters(LOG_RECORDS_RECEIVED, LOG_RECORDS_ACCEPTED, LOG_RECORDS_REJECTED),
-    "metrics": ReceiverCounters(METRIC_POINTS_RECEIVED, METRIC_POINTS_ACCEPTED, METRIC_POINTS_REJECTED),
+    "traces": ReceiverCounters.named("spans", "Spans"),
+    "logs": ReceiverCounters.named("log_records", "Log records"),
+    "metrics": ReceiverCounters.named("metric_points", "Metric data points"),
 }
 REQUESTS = Counter(
     "spanlake_receiver_requests", "Export requests by signal and outcome (ok, partial, error code).",
