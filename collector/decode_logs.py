@@ -102,9 +102,7 @@ def decode_logs_protobuf(data: bytes, record_errors: dict[RecordPosition, str] |
     try:
         request = _LazyLogsData.FromString(bytes(data))
         return _decode(request, record_errors or {})
-    except (ProtoDecodeError, AttributeDecodeError) as e:
-        raise DecodeError(f"request is not a valid ExportLogsServiceRequest: {e}") from None
-    except UnicodeDecodeError as e:
+    except (ProtoDecodeError, AttributeDecodeError, UnicodeDecodeError) as e:
         raise DecodeError(f"request is not a valid ExportLogsServiceRequest: {e}") from None
 
 

@@ -176,13 +176,7 @@ class ServiceGraph:
                 self._take_clients(batch, clients, now)
             if len(servers):
                 self._take_servers(spans.select(_SERVER_COLUMNS).take(servers), now)
-        if self._inbox:
-            self._take_inbox(now)
-        self._pair()
-        if self._forward is not None:
-            self._send_pending()
-            return
-        self._expire(now)
+        self._settle(now, new_halves=True)
 
     def _take_clients(self, batch: SpanBatch, rows: np.ndarray, now: int) -> None:
         spans = batch.spans.select(_CLIENT_COLUMNS).take(rows)
@@ -239,9 +233,15 @@ class ServiceGraph:
     def expire(self) -> None:
         """Pair what :meth:`receive` brought and complete or count the halves that waited
         longer than ``wait`` (called when no spans come)."""
-        now = self.clock()
+        self._settle(self.clock(), new_halves=False)
+
+    def _settle(self, now: int, new_halves: bool) -> None:
+        """Take what :meth:`receive` brought, pair when any half is new, then send the leftovers
+        on (forwarding mode) or complete and count those that waited too long."""
         if self._inbox:
             self._take_inbox(now)
+            new_halves = True
+        if new_halves:
             self._pair()
         if self._forward is not None:
             self._send_pending()

@@ -81,25 +81,16 @@ def analyze_trace(trace: AssembledTrace | list[Span]) -> TraceAnalysis:
         error_count += err
         st = own[i]
         c = cp_time(i, 0)
-        acc = services.get(svc)
-        if acc is None:
-            services[svc] = [1, t, st, c, err]
-        else:
-            acc[0] += 1
-            acc[1] += t
-            acc[2] += st
-            acc[3] += c
-            acc[4] += err
-        key = (svc, s.name)
-        acc = operations.get(key)
-        if acc is None:
-            operations[key] = [1, t, st, c, err]
-        else:
-            acc[0] += 1
-            acc[1] += t
-            acc[2] += st
-            acc[3] += c
-            acc[4] += err
+        for totals, key in ((services, svc), (operations, (svc, s.name))):
+            acc = totals.get(key)
+            if acc is None:
+                totals[key] = [1, t, st, c, err]
+            else:
+                acc[0] += 1
+                acc[1] += t
+                acc[2] += st
+                acc[3] += c
+                acc[4] += err
 
     def group(service: str, operation: str | None, acc: list[int]) -> GroupStats:
         g = GroupStats(service, operation, acc[0], acc[1], acc[2], acc[3], acc[4])
