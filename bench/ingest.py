@@ -250,17 +250,23 @@ def run_server(data: Path, workers: int, extra: list[str]):
     return SpanlakeServer(data, "--workers", str(workers), "--retention", "0", *SERVE_ARGS, *extra).start()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=20)
+def load_arguments(doc: str | None, seconds: float) -> argparse.ArgumentParser:
+    """The options of a load run (this benchmark's and ``bench/ingest_logs.py``'s)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=seconds)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--inflight", type=int, default=32, help="concurrent requests per client process")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--overload", action="store_true", help="also run at 2x the measured rate")
-    ap.add_argument("--keep", action="store_true", help="keep the data directory")
+    ap.add_argument("--keep", action="store_true", help="keep the data directories")
     ap.add_argument("--serve-arg", action="append", default=[], metavar="FLAG",
                     help="extra flag for spanlake serve, e.g. --serve-arg=--commit-interval-ms=200")
+    return ap
+
+
+def main() -> None:
+    ap = load_arguments(__doc__, seconds=20)
+    ap.add_argument("--overload", action="store_true", help="also run at 2x the measured rate")
     ap.add_argument("--no-metrics-compare", dest="metrics_compare", action="store_false",
                     help="skip the runs with span metrics and the service graph off")
     args = ap.parse_args()

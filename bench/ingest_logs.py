@@ -18,14 +18,13 @@ It prints, as medians of ``--repeat`` runs:
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from bench.ingest import SERVE_ARGS, SPANS, Run, Workload, measure
+from bench.ingest import SERVE_ARGS, SPANS, Run, Workload, load_arguments, measure
 from bench.log_workload import RECORDS_PER_REQUEST, make_log_requests
 
 LOGS = Workload("log records", "/opentelemetry.proto.collector.logs.v1.LogsService/Export", make_log_requests,
@@ -58,15 +57,7 @@ def _medians(runs: list[Run]) -> tuple[float, float, float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=12)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--clients", type=int, default=2)
-    ap.add_argument("--inflight", type=int, default=32, help="concurrent requests per client process")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--keep", action="store_true", help="keep the data directories")
-    ap.add_argument("--serve-arg", action="append", default=[], metavar="FLAG",
-                    help="extra flag for spanlake serve, e.g. --serve-arg=--commit-interval-ms=200")
+    ap = load_arguments(__doc__, seconds=12)
     ap.add_argument("--no-span-baseline", dest="span_baseline", action="store_false",
                     help="skip the span runs measured in turn with the log runs")
     args = ap.parse_args()

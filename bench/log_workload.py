@@ -14,7 +14,7 @@ import random
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValueList
 
-from bench.workload import ROUTES, SERVICES, _kv
+from bench.workload import ROUTES, SERVICES, _kv, resource_attributes
 
 RECORDS_PER_REQUEST = 512
 SEVERITIES = [(9, "INFO")] * 14 + [(5, "DEBUG")] * 3 + [(13, "WARN")] * 2 + [(17, "ERROR")]
@@ -36,14 +36,7 @@ def make_log_request(rng: random.Random, records: int = RECORDS_PER_REQUEST,
     service = rng.choice(SERVICES)
     req = ExportLogsServiceRequest()
     rl = req.resource_logs.add()
-    host = f"node-{rng.randrange(20)}"
-    rl.resource.attributes.extend([
-        _kv("service.name", service), _kv("service.version", "1.4.2"), _kv("service.namespace", "shop"),
-        _kv("service.instance.id", f"{service}-{rng.randrange(4)}"), _kv("deployment.environment.name", "production"),
-        _kv("host.name", host), _kv("host.id", host + "-id"), _kv("host.arch", "amd64"), _kv("os.type", "linux"),
-        _kv("telemetry.sdk.name", "opentelemetry"), _kv("telemetry.sdk.language", "python"),
-        _kv("telemetry.sdk.version", "1.45.1"),
-    ])
+    rl.resource.attributes.extend(resource_attributes(rng, service))
     rl.schema_url = "https://opentelemetry.io/schemas/1.26.0"
     sl = rl.scope_logs.add()
     sl.scope.name = "opentelemetry.sdk._logs"

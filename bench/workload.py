@@ -29,19 +29,24 @@ def _kv(key: str, value: object) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=str(value)))
 
 
-def make_request(rng: random.Random, spans_per_request: int = 512, start_ns: int = 1_790_000_000_000_000_000
-                 ) -> ExportTraceServiceRequest:
-    service = rng.choice(SERVICES)
-    req = ExportTraceServiceRequest()
-    rs = req.resource_spans.add()
+def resource_attributes(rng: random.Random, service: str) -> list[KeyValue]:
+    """The resource of one instance of ``service`` on one of 20 nodes, as an SDK reports it."""
     host = f"node-{rng.randrange(20)}"
-    rs.resource.attributes.extend([
+    return [
         _kv("service.name", service), _kv("service.version", "1.4.2"), _kv("service.namespace", "shop"),
         _kv("service.instance.id", f"{service}-{rng.randrange(4)}"), _kv("deployment.environment.name", "production"),
         _kv("host.name", host), _kv("host.id", host + "-id"), _kv("host.arch", "amd64"), _kv("os.type", "linux"),
         _kv("telemetry.sdk.name", "opentelemetry"), _kv("telemetry.sdk.language", "python"),
         _kv("telemetry.sdk.version", "1.45.1"),
-    ])
+    ]
+
+
+def make_request(rng: random.Random, spans_per_request: int = 512, start_ns: int = 1_790_000_000_000_000_000
+                 ) -> ExportTraceServiceRequest:
+    service = rng.choice(SERVICES)
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.extend(resource_attributes(rng, service))
     rs.schema_url = "https://opentelemetry.io/schemas/1.26.0"
     ss = rs.scope_spans.add()
     ss.scope.name = "opentelemetry.instrumentation.fastapi"
