@@ -75,6 +75,7 @@ def open_store(config: Config, *, maintenance: bool = True):
         threads=s.threads,
         max_queue_spans=s.max_queue_spans,
         commit_interval_ms=s.commit_interval_ms,
+        commit_spacing_ms=s.commit_spacing_ms,
         retention_ns=s.retention_ns if maintenance else None,
         maintenance_interval_s=300.0 if maintenance else 0.0,
     )

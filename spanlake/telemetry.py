@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -63,16 +63,11 @@ REQUEST_SECONDS = Histogram(
     ["protocol"],
     buckets=LATENCY_BUCKETS,
 )
-COMMIT_SECONDS = Histogram(
-    "spanlake_storage_commit_duration_seconds",
-    "Time one group commit took in the store.",
-    buckets=LATENCY_BUCKETS,
-)
-COMMIT_SPANS = Counter("spanlake_storage_committed_spans", "Spans written by group commits.")
 
 
 class StoreStatsCollector(Collector):
-    """Gauges read from the store at scrape time (queue depth, size on disk)."""
+    """Figures read from the store at scrape time: queue depth, size on disk, and the group
+    commits of this process (count, time, rows)."""
 
     def __init__(self, stats: Callable[[], object]) -> None:
         self._stats = stats
@@ -85,6 +80,15 @@ class StoreStatsCollector(Collector):
         size.add_metric([], float(getattr(s, "size_on_disk_bytes", 0)))
         yield queue
         yield size
+        for name, doc, attr in (
+            ("spanlake_storage_commits", "Group commits of this process's writer.", "commits"),
+            ("spanlake_storage_commit_seconds", "Wall time this process's group commits took.", "commit_seconds"),
+            ("spanlake_storage_committed_rows", "Spans and log records this process's group commits wrote.",
+             "committed_rows"),
+        ):
+            counter = CounterMetricFamily(name, doc)
+            counter.add_metric([], float(getattr(s, attr, 0)))
+            yield counter
 
 
 def build_registry(store_stats: Callable[[], object] | None = None) -> CollectorRegistry:

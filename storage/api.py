@@ -131,6 +131,8 @@ class StoreStats:
     queue_depth_spans: int = 0
     size_on_disk_bytes: int = 0
     commits: int = 0
+    commit_seconds: float = 0.0  # wall time the commits took, in all
+    committed_rows: int = 0  # spans and log records the commits wrote
     extra: dict[str, float] = field(default_factory=dict)
 
 

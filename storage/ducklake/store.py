@@ -97,6 +97,8 @@ class DuckLakeOptions:
     threads: int = 2
     max_queue_spans: int = 200_000
     commit_interval_ms: int = 50
+    #: Under load, the least time between the starts of two commits (see ``writer.py``).
+    commit_spacing_ms: int = 250
     commit_max_spans: int = 50_000
     read_only: bool = False
     retention_ns: int | None = None
@@ -156,6 +158,7 @@ class DuckLakeStore:
                 committer.commit,
                 max_queue_spans=options.max_queue_spans,
                 commit_interval_s=options.commit_interval_ms / 1000.0,
+                commit_spacing_s=options.commit_spacing_ms / 1000.0,
                 commit_max_spans=options.commit_max_spans,
                 combine=WriteGroup.of,
                 size=batch_rows,
@@ -502,6 +505,8 @@ class DuckLakeStore:
             queue_depth_spans=w.queue_depth if w else 0,
             size_on_disk_bytes=size,
             commits=w.commits if w else 0,
+            commit_seconds=w.commit_seconds if w else 0.0,
+            committed_rows=w.committed_rows if w else 0,
             extra={"failed_commits": float(w.failed_commits if w else 0)},
         )
 

@@ -30,15 +30,19 @@ def _metrics(server) -> dict[tuple[str, tuple], float]:
 def test_health_ready_and_metrics(shared_server) -> None:
     assert httpx.get(shared_server.http_url + "/healthz").json() == {"status": "ok"}
     assert httpx.get(shared_server.http_url + "/readyz").status_code == 200
-    before = _metrics(shared_server).get(("spanlake_receiver_spans_accepted_total", (("protocol", "grpc"),)), 0)
+    earlier = _metrics(shared_server)
+    before = earlier.get(("spanlake_receiver_spans_accepted_total", (("protocol", "grpc"),)), 0)
     with grpc.insecure_channel(shared_server.otlp_grpc) as ch:
         trace_service_pb2_grpc.TraceServiceStub(ch).Export(make_request("metrics-svc", [make_span() for _ in range(7)]))
     m = _metrics(shared_server)
     assert m[("spanlake_receiver_spans_accepted_total", (("protocol", "grpc"),))] == before + 7
     assert ("spanlake_write_queue_spans", ()) in m
     assert m[("spanlake_store_size_bytes", ())] > 0
-    assert any(name == "spanlake_storage_commit_duration_seconds_count" for name, _ in m) or any(
-        name == "spanlake_receiver_request_duration_seconds_count" for name, _ in m)
+    assert m[("spanlake_storage_commits_total", ())] >= earlier.get(("spanlake_storage_commits_total", ()), 0) + 1
+    assert m[("spanlake_storage_committed_rows_total", ())] >= (
+        earlier.get(("spanlake_storage_committed_rows_total", ()), 0) + 7)
+    assert m[("spanlake_storage_commit_seconds_total", ())] > earlier.get(("spanlake_storage_commit_seconds_total", ()), 0)
+    assert m[("spanlake_receiver_request_duration_seconds_count", (("protocol", "grpc"),))] >= 1
 
 
 def test_sigterm_flushes_and_exits_zero(tmp_path) -> None:

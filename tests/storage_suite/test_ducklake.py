@@ -144,10 +144,12 @@ def _batch(n: int, label: str = "g") -> SpanBatch:
 class FakeCommits:
     def __init__(self, fail_label: str | None = None, delay: float = 0.0) -> None:
         self.groups: list[int] = []
+        self.started: list[float] = []  # when each commit began
         self.fail_label = fail_label
         self.delay = delay
 
     def __call__(self, batch: SpanBatch) -> None:
+        self.started.append(time.monotonic())
         time.sleep(self.delay)
         if self.fail_label and tid(self.fail_label) in batch.spans.column("trace_id").to_pylist():
             raise RuntimeError("disk full")
@@ -162,6 +164,39 @@ def test_writer_groups_batches_within_the_interval() -> None:
         f.result(timeout=5)
     w.close()
     assert commits.groups == [50]
+
+
+def test_writer_spaces_commits_under_load() -> None:
+    """Batches arriving while a commit runs wait for the spacing: commits grow instead of
+    multiplying (a steady stream every 10 ms would otherwise commit every ~60 ms)."""
+    commits = FakeCommits(delay=0.05)
+    w = GroupCommitWriter(commits, max_queue_spans=100_000, commit_interval_s=0.01, commit_max_spans=100_000,
+                          commit_spacing_s=0.3)
+    futures = []
+    for _ in range(120):
+        futures.append(w.submit(_batch(2)))
+        time.sleep(0.01)
+    for f in futures:
+        f.result(timeout=10)
+    w.close()
+    assert sum(commits.groups) == 240
+    gaps = [b - a for a, b in zip(commits.started, commits.started[1:])]
+    # The first commit finds the writer idle; every later one starts a spacing after the last.
+    assert gaps and min(gaps[1:] or gaps) >= 0.3 - 0.01, gaps
+    assert len(commits.groups) <= 1 + 120 * 0.01 / 0.3 + 2
+
+
+def test_writer_idle_commits_do_not_wait_for_the_spacing() -> None:
+    """One request at a time (nothing arrives during a commit) commits after the interval."""
+    commits = FakeCommits()
+    w = GroupCommitWriter(commits, max_queue_spans=1000, commit_interval_s=0.01, commit_max_spans=1000,
+                          commit_spacing_s=30)
+    t0 = time.monotonic()
+    for _ in range(5):
+        w.submit(_batch(3)).result(timeout=10)
+    assert time.monotonic() - t0 < 10  # five spacings would be 150 s
+    w.close()
+    assert commits.groups == [3] * 5
 
 
 def test_writer_commits_at_once_when_max_spans_are_queued() -> None:
