@@ -42,8 +42,8 @@ from spanlake.collector import span_columns as col
 from spanlake.collector.decode_attributes import AttributeDecodeError, decode_key_values
 from spanlake.collector.decode_common import DecodeError, flatten, id_problem
 from spanlake.collector.otlp_json import hex_ids_to_proto_json
-from spanlake.log_model import LOG_SCHEMA, LogBatch, body_columns
-from spanlake.model import encode_proto_any_value
+from spanlake.log_model import LOG_SCHEMA, LogBatch
+from spanlake.model import encode_proto_any_value_with_form
 
 __all__ = ["DecodeError", "LogDecodeResult", "RecordPosition", "decode_logs_json", "decode_logs_protobuf"]
 
@@ -83,9 +83,8 @@ _RECORD_FIELDS = [
 ]
 _PATH = ("resourceLogs", "scopeLogs", "logRecords")
 _NOUNS = ("log record", "log records")
-_ZERO_TRACE_ID = pa.scalar(bytes(16), pa.binary())
-_ZERO_SPAN_ID = pa.scalar(bytes(8), pa.binary())
-_NULL_BINARY = pa.scalar(None, pa.binary())
+_ZERO_TRACE_ID = bytes(16)
+_ZERO_SPAN_ID = bytes(8)
 _STRING_TAG = 0x0A  # AnyValue.string_value (field 1, length-delimited)
 
 
@@ -204,19 +203,23 @@ def _body_columns(bodies: list[bytes]) -> tuple[pa.Array, pa.Array]:
     value = pa.nulls(n, pa.string())
     others = np.flatnonzero(~is_string)
     if len(others):
-        forms, values = zip(*(body_columns(encode_proto_any_value(AnyValue.FromString(bodies[i])))
-                              for i in others.tolist()))
+        # body_columns(encoded) of each: a string body (one cut out above had an unusual
+        # header) is its text and no value; any other is its string form and its encoding.
+        pairs = [encode_proto_any_value_with_form(AnyValue.FromString(bodies[i])) for i in others.tolist()]
+        forms = [form for _, form in pairs]
+        values = [None if enc[:1] == "s" else enc for enc, _ in pairs]
         mask = pa.array(~is_string)
         text = pc.replace_with_mask(text, mask, pa.array(forms, pa.string()))
         value = pc.replace_with_mask(value, mask, pa.array(values, pa.string()))
     return text, value
 
 
-def _correlation_ids(values: list[bytes], zero: pa.Scalar) -> pa.Array:
+def _correlation_ids(values: list[bytes], zero: bytes) -> pa.Array:
     """Binary ids; empty and all-zero ones (not correlated) are NULL."""
-    ids = pa.array(values, pa.binary())
-    absent = pc.or_(pc.equal(pc.binary_length(ids), 0), pc.equal(ids, zero))
-    return pc.if_else(absent, _NULL_BINARY, ids)
+    distinct = set(values)
+    if b"" not in distinct and zero not in distinct:
+        return pa.array(values, pa.binary())
+    return pa.array([v if v and v != zero else None for v in values], pa.binary())
 
 
 def _check_records(trace_ids: list[bytes], span_ids: list[bytes], severities: list[int]) -> dict[int, str]:

@@ -146,6 +146,19 @@ def encode_proto_any_value(av: Any) -> str:
     return encode_json_any_value(proto_any_value_to_json(av))
 
 
+def encode_proto_any_value_with_form(av: Any) -> tuple[str, str]:
+    """(``encode_proto_any_value(av)``, ``string_form`` of it) in one pass: for structured
+    values (log bodies) without encoding to JSON and parsing it back."""
+    kind = av.WhichOneof("value")
+    if kind not in ("array_value", "kvlist_value"):
+        enc = encode_proto_any_value(av)
+        return enc, string_form(enc)
+    # The proto's OTLP/JSON form is already canonical (``_canonical_json`` would not change it).
+    doc = proto_any_value_to_json(av)
+    enc = ("a" if kind == "array_value" else "k") + json.dumps(doc, separators=(",", ":"))
+    return enc, json.dumps(_json_to_python(doc), separators=(",", ":"), default=_b64)
+
+
 def proto_any_value_to_json(av: Any) -> dict[str, Any]:
     """OTLP/JSON form of a protobuf AnyValue (hex is not involved: AnyValue holds no ids)."""
     kind = av.WhichOneof("value")
