@@ -104,9 +104,14 @@ SPANS = Workload("spans", "/opentelemetry.proto.collector.trace.v1.TraceService/
 def _client(target: str, workload: Workload, seed: int, n_requests: int, seconds: float, inflight: int,
             rate_limit: float, out: "mp.Queue[tuple[int, int, int]]") -> None:
     bodies = workload.make_requests(n_requests, seed=seed)
-    channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])
+    # One TCP connection per sender thread, as that many SDK processes would hold: the kernel
+    # spreads connections (not requests) over the server's receiver processes.
+    channels = [grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20),
+                                                      ("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(inflight)]
     # Send the serialized bytes as they are: no client-side re-serialization.
-    export = channel.unary_unary(workload.method, request_serializer=None, response_deserializer=None)
+    exports = [ch.unary_unary(workload.method, request_serializer=None, response_deserializer=None)
+               for ch in channels]
     acked = exhausted = errors = 0
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
@@ -115,6 +120,7 @@ def _client(target: str, workload: Workload, seed: int, n_requests: int, seconds
 
     def worker(k: int) -> None:
         nonlocal acked, exhausted, errors
+        export = exports[k]
         i = k
         next_t = time.monotonic()
         while time.monotonic() < deadline:
@@ -139,7 +145,8 @@ def _client(target: str, workload: Workload, seed: int, n_requests: int, seconds
         t.start()
     for t in threads:
         t.join()
-    channel.close()
+    for ch in channels:
+        ch.close()
     out.put((acked, exhausted, errors))
 
 
@@ -250,13 +257,15 @@ def run_server(data: Path, workers: int, extra: list[str]):
     return SpanlakeServer(data, "--workers", str(workers), "--retention", "0", *SERVE_ARGS, *extra).start()
 
 
-def load_arguments(doc: str | None, seconds: float) -> argparse.ArgumentParser:
+def load_arguments(doc: str | None, seconds: float, workers: int = 2, clients: int = 2,
+                   inflight: int = 32) -> argparse.ArgumentParser:
     """The options of a load run (this benchmark's and ``bench/ingest_logs.py``'s)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=seconds)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--clients", type=int, default=2)
-    ap.add_argument("--inflight", type=int, default=32, help="concurrent requests per client process")
+    ap.add_argument("--workers", type=int, default=workers)
+    ap.add_argument("--clients", type=int, default=clients)
+    ap.add_argument("--inflight", type=int, default=inflight,
+                    help="concurrent requests per client process, each on its own connection")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the data directories")
     ap.add_argument("--serve-arg", action="append", default=[], metavar="FLAG",
