@@ -2,6 +2,9 @@
 
 Every read runs on the calling thread's own cursor, in one short read transaction
 (``read_session.py``), so it sees the latest commit, of this process or another.
+Lookups and searches that read files directly take the latest snapshot's file list, and ask
+the catalog for the latest snapshot id only after a commit changed a SQLite catalog's files
+(``catalog_stamp.py``).
 
 Trace lookups by id read the trace index and span files of that snapshot with pyarrow, only the
 row groups the cached footers point at (``trace_fetch.py``, which says why not DuckDB). Searches
@@ -31,6 +34,7 @@ from spanlake.storage.api import (
     TraceSummary,
 )
 from spanlake.storage.ducklake import search_sql, trace_fetch, trace_search
+from spanlake.storage.ducklake.catalog_stamp import LatestSnapshot
 from spanlake.storage.ducklake.lake_files import DataFile, FileInfo, LakeFiles, latest_snapshot
 from spanlake.storage.ducklake.read_session import ReadSessions
 
@@ -49,8 +53,10 @@ def _arrow(cur: duckdb.DuckDBPyConnection, sql: tuple[str, list[Any]]) -> pa.Tab
 class LakeReader:
     """Reads through cursors from ``new_cursor`` (one per thread, owned by the store)."""
 
-    def __init__(self, new_cursor: Cursor) -> None:
+    def __init__(self, new_cursor: Cursor, catalog_stamp: Callable[[], bytes] | None = None) -> None:
         self._sessions = ReadSessions(new_cursor)
+        # Asks the catalog only after a commit changed its stamp (``catalog_stamp.py``).
+        self._latest_snapshot = LatestSnapshot(latest_snapshot, catalog_stamp)
         self._files = LakeFiles(trace_fetch.STATS_COLUMNS)
         self._search = trace_search.FileSearch(self._files)
         self._cache_lock = threading.Lock()
@@ -96,7 +102,7 @@ class LakeReader:
     def _file_lists(self) -> dict[str, list[DataFile] | None]:
         """Span and trace index files of the latest snapshot. Files of the latest snapshot are
         never cleaned up, so no transaction has to stay open while they are read."""
-        lists = self._files.cached(latest_snapshot(self._sessions.cursor()))
+        lists = self._files.cached(self._latest_snapshot(self._sessions.cursor()))
         if lists is None:
             with self._sessions.read(snapshot=True) as (cur, snapshot):
                 assert snapshot is not None
@@ -206,7 +212,7 @@ class LakeReader:
         (``trace_search.FileSearch``) without a DuckLake transaction when the snapshot's file
         list is known; None when the files cannot be read directly."""
         cur = self._sessions.cursor()
-        snapshot = latest_snapshot(cur)
+        snapshot = self._latest_snapshot(cur)
         lists = self._files.cached(snapshot)
         if lists is None:
             with self._sessions.read(snapshot=True) as (c, snap):

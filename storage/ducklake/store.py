@@ -57,6 +57,7 @@ from spanlake.storage.api import (
     TraceSummary,
 )
 from spanlake.storage.ducklake import logs_append, logs_sql, parquet_append, samples, search_sql
+from spanlake.storage.ducklake.catalog_stamp import catalog_stamp
 from spanlake.storage.ducklake.extensions import connect
 from spanlake.storage.ducklake.logs_reader import LogsReader
 from spanlake.storage.ducklake.reader import LakeReader
@@ -149,7 +150,7 @@ class DuckLakeStore:
             raise
         # The reader keeps its own cursors, so that its read transactions never meet the
         # store's own (archive, retention) on one connection.
-        self._reader = LakeReader(self._new_cursor)
+        self._reader = LakeReader(self._new_cursor, catalog_stamp(self._catalog))
         self._logs_reader = LogsReader(self._cursor)
         self._writer: GroupCommitWriter | None = None
         if not options.read_only:

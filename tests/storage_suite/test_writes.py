@@ -100,6 +100,24 @@ def test_concurrent_writer_processes(site: Site) -> None:
         assert len(store.find_trace_ids(TraceQuery(service_name="writer-1", limit=0))) == batches
 
 
+def test_a_reader_sees_each_commit_of_another_store_at_once(site: Site) -> None:
+    """Readers cache the latest snapshot between commits (on SQLite, until the catalog's
+    files change): every acknowledged commit of another store must be visible to the next
+    read, lookups and searches alike, with no wait."""
+    if not site.supports("multi_process"):
+        pytest.skip("single-process backend")
+    reader = site.open()
+    writer = site.open()
+    seen: list[bytes] = []
+    for i in range(12):
+        assert reader.get_trace(GetTrace(tid(f"vis{i}"))) == []
+        writer.write_spans(simple_trace(f"vis{i}", BASE_NS + i * SEC, 3, "visible-svc").build()).result(timeout=30)
+        assert len(reader.get_trace(GetTrace(tid(f"vis{i}")))) == 3, f"commit {i} not visible"
+        seen.append(tid(f"vis{i}"))
+        found = reader.find_trace_ids(TraceQuery(service_name="visible-svc", limit=0))
+        assert sorted(f.trace_id for f in found) == sorted(seen)
+
+
 def test_acknowledged_spans_survive_kill_9(site: Site) -> None:
     if not site.supports("durability"):
         pytest.skip("backend keeps nothing across processes")
