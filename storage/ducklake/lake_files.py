@@ -1,7 +1,8 @@
 """What the read path knows about the lake outside DuckDB: the latest snapshot, the data files
 of a snapshot, and the footers of those (immutable) Parquet files.
 
-* :func:`latest_snapshot` asks the catalog for the latest snapshot id (about 1 ms);
+* :func:`latest_snapshot` asks the catalog for the latest snapshot id (1-2.5 ms; readers
+  skip it while a SQLite catalog is unchanged, see ``catalog_stamp.py``);
 * :class:`LakeFiles` keeps, per snapshot, the data and delete files of some tables (listed
   with ``ducklake_list_files`` once per snapshot), and per file its row groups with the
   min/max statistics that lookups prune on, and the distinct operations of span files. Files
@@ -68,6 +69,31 @@ class FileInfo:
     key_bounds: dict[str, list[tuple[str, str]] | None]
     #: Per flat column, whether each row group holds only nulls (then it need not be read).
     all_null: dict[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        # The same as one matrix (flat column x row group), to test every column at once.
+        self._null_columns = list(self.all_null)
+        self._null_matrix = (np.array([self.all_null[c] for c in self._null_columns], dtype=bool)
+                             if self._null_columns else np.zeros((0, len(self.rows)), dtype=bool))
+        # Whole-file [min, max] of each integer statistics column (times), to rule a file out
+        # in one comparison.
+        self._file_bounds = {c: (int(self.mins[c].min()), int(self.maxs[c].max()))
+                             for c in self.mins if len(self.mins[c]) and self.mins[c].dtype.kind == "i"}
+
+    def null_in(self, groups: list[int]) -> set[str]:
+        """Flat columns holding only nulls in every one of ``groups``."""
+        if not self._null_columns:
+            return set()
+        empty = self._null_matrix[:, groups].all(axis=1)
+        return {c for c, e in zip(self._null_columns, empty.tolist()) if e}
+
+    def may_overlap(self, column: str, lo: Any, hi: Any) -> bool:
+        """False only when no row group's [min, max] of the integer column ``column`` can
+        meet [lo, hi]."""
+        bounds = self._file_bounds.get(column)
+        if bounds is None:
+            return bool(len(self.rows))
+        return bounds[0] <= hi and bounds[1] >= lo
 
     def may_hold_key(self, where: str, key: str) -> bool:
         """False only when no attribute map ``where`` of this file can hold ``key``."""

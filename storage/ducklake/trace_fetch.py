@@ -146,6 +146,8 @@ def trace_span_rows(
 def _span_groups(info: FileInfo, ranges: Iterable[tuple[bytes, tuple[int, int, int]]]) -> set[int]:
     groups: set[int] = set()
     for tid, (lo, hi, _) in ranges:
+        if not info.may_overlap("start_ns", lo, hi):
+            continue
         # numpy compares the fixed-width byte strings (zero padded), never Python bytes with
         # numpy's trailing-zero-stripped scalars.
         both = np.intersect1d(info.overlapping("start_ns", lo, hi), info.overlapping("trace_id", tid, tid))
@@ -169,7 +171,8 @@ def _read(files: LakeFiles, f: DataFile, info: FileInfo, groups: list[int], colu
     ``columns`` (those missing from an older file are nulls), typed as the model wants."""
     # Columns that hold only nulls in these row groups (unused promoted attributes, often)
     # come back as nulls without being read.
-    present = [c for c in columns if c in info.names and not (c in info.all_null and info.all_null[c][groups].all())]
+    empty = info.null_in(groups)
+    present = [c for c in columns if c in info.names and c not in empty]
     t = pq.ParquetFile(f.path, metadata=info.metadata, pre_buffer=pre_buffer).read_row_groups(groups, columns=present)
     if f.delete_path:
         keep = not_deleted(files, f, info, groups)
@@ -177,7 +180,10 @@ def _read(files: LakeFiles, f: DataFile, info: FileInfo, groups: list[int], colu
             t = t.filter(pa.array(keep))
     if columns == SPAN_SCHEMA.names:
         arrays = [t.column(c) if c in present else pa.nulls(t.num_rows, SPAN_SCHEMA.field(c).type) for c in columns]
-        return pa.Table.from_arrays(arrays, names=columns).cast(SPAN_SCHEMA)
+        try:
+            return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA)
+        except (TypeError, pa.ArrowInvalid):  # a file of an older schema: convert
+            return pa.Table.from_arrays(arrays, names=columns).cast(SPAN_SCHEMA)
     if present != columns:
         schema = info.metadata.schema.to_arrow_schema()
         t = pa.Table.from_arrays(
