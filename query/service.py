@@ -134,9 +134,10 @@ class QueryService:
 
     def span_latency_rows(self, service: str | None, operation: str | None, span_kind: int | None,
                           attributes: tuple[tuple[str, str], ...], start_ns: int, end_ns: int,
-                          limit: int) -> "pa.Table":
+                          limit: int, entry_only: bool = False) -> "pa.Table":
         """Span-level rows for exact latency figures (``Store.span_latency_rows``)."""
-        return self.store.span_latency_rows(service, operation, span_kind, attributes, start_ns, end_ns, limit)
+        return self.store.span_latency_rows(service, operation, span_kind, attributes, start_ns, end_ns, limit,
+                                            entry_only)
 
     # -- logs -------------------------------------------------------------------------------
 

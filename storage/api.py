@@ -183,11 +183,15 @@ class TraceReader(Protocol):
         start_ns: int,
         end_ns: int,
         limit: int = 1_000_000,
+        entry_only: bool = False,
     ) -> "pa.Table":
         """One row per span of ``service`` (of every service when None) starting in
         [start_ns, end_ns) that matches every given condition (``operation`` and ``span_kind``
         when not None, ``attributes`` as in :class:`TraceQuery`), for exact latency
-        percentiles, histograms and series over every matching span of a range.
+        percentiles, histograms and series over every matching span of a range. With
+        ``entry_only``, only entry spans: those whose parent is not a stored span of the same
+        service (roots, spans called from another service, orphans), whenever the parent
+        started.
 
         Columns: ``start_ns`` (int64), ``duration_ns`` (int64), ``is_error`` (bool: status
         error) and ``trace_id`` (binary), rows in start order. When more than ``limit`` spans

@@ -152,6 +152,7 @@ class MemoryStore:
         start_ns: int,
         end_ns: int,
         limit: int = 1_000_000,
+        entry_only: bool = False,
     ) -> pa.Table:
         q = TraceQuery(
             service_name=service,
@@ -161,7 +162,11 @@ class MemoryStore:
             start_min_ns=start_ns,
             start_max_ns=end_ns,
         )
-        hits = sorted((s.span for s in self._all() if _matches(s, q)), key=lambda sp: sp.start_ns)
+        stored = list(self._all())
+        hits = sorted((s.span for s in stored if _matches(s, q)), key=lambda sp: sp.start_ns)
+        if entry_only:
+            service_of = {(s.span.trace_id, s.span.span_id): s.span.service_name for s in stored}
+            hits = [sp for sp in hits if service_of.get((sp.trace_id, sp.parent_span_id)) != sp.service_name]
         hits = hits[len(hits) - max(0, limit) :] if limit < len(hits) else hits
         return pa.table(
             {

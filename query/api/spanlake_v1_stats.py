@@ -4,12 +4,12 @@ have in common, and the service map.
 Latency and per-operation figures are exact over the whole range: they aggregate every matching
 span, read from the store's ``span_latency_rows`` (start, duration, error flag and trace id of
 each span; duration bounds are applied here), with vectorised percentiles, histogram and series
-(``analysis/latency.py``). Two figures still need whole traces, so they read the most recent
-``maxTraces`` traces matching the filter (``find_traces``, raw) and aggregate their matching
-spans here: latency of entry spans only (``entryOnly``: whether a span's parent is in another
-service) and the attribute differences (which need every attribute of the spans). Their
-responses say how many traces were scanned and whether more matched (``truncated``);
-``coveredStartNs`` is where the scanned ones begin, and rates are computed over that period.
+(``analysis/latency.py``); ``entryOnly`` keeps the spans whose parent is not in their own
+service (the store decides that over every stored span). The attribute differences need every
+attribute of the spans, so they read the most recent ``maxTraces`` traces matching the filter
+(``find_traces``, raw) and aggregate their matching spans here, as a sample: the response says
+how many traces were scanned and whether more matched (``truncated``); ``coveredStartNs`` is
+where the scanned ones begin, and rates are computed over that period.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from .spanlake_v1_trace_json import hex_trace_id
 router = APIRouter()
 
 MaxTracesParam = Annotated[int, Query(ge=1, le=50_000, description="Most recent matching traces to scan, where whole "
-                                                                    "traces are needed (entryOnly, attribute differences).")]
+                                                                    "traces are needed (attribute differences).")]
 MaxSpansParam = Annotated[int, Query(ge=1, le=50_000_000, description="Most matching spans to aggregate; beyond it the "
                                                                       "latest ones are (truncated).")]
 EntryOnlyParam = Annotated[bool, Query(description="Only the service's entry spans (roots, or spans whose parent "
@@ -122,14 +122,16 @@ class ExactSample:
                 "truncated": self.truncated, "coveredStartNs": self.covered_start_ns}
 
 
-def exact_spans(svc: QueryService, f: SpanFilter, max_spans: int, operation: Any = ..., span_kind: Any = ...) -> ExactSample:
-    """Every span matching ``f`` (``operation``/``span_kind`` override the filter's), from the
-    store's span-level rows, with the filter's duration bounds applied."""
+def exact_spans(svc: QueryService, f: SpanFilter, max_spans: int, operation: Any = ..., span_kind: Any = ...,
+                entry_only: bool = False) -> ExactSample:
+    """Every span matching ``f`` (``operation``/``span_kind`` override the filter's; with
+    ``entry_only``, its entry spans only), from the store's span-level rows, with the filter's
+    duration bounds applied."""
     table = svc.span_latency_rows(
         f.service,  # None: every service
         f.operation if operation is ... else operation,
         f.span_kind if span_kind is ... else span_kind,
-        f.attributes, f.start_ns, f.end_ns, max_spans + 1,
+        f.attributes, f.start_ns, f.end_ns, max_spans + 1, entry_only,
     )
     truncated = table.num_rows > max_spans
     if truncated:
@@ -175,17 +177,13 @@ def latency(
 ) -> dict:
     """Count, error rate, p50/p90/p95/p99/max, a log-scale histogram (each bucket with example
     traces) and a time series of the same figures, over every span matching the filter in the
-    range (with ``entryOnly``, over the matching entry spans of the latest ``maxTraces`` traces)."""
+    range (with ``entryOnly``, every matching entry span; ``maxTraces`` is accepted for
+    compatibility and unused)."""
     step_ns = duration_ns(step, "step") or auto_step(f.end_ns - f.start_ns)
     if step_ns <= 0 or (f.end_ns - f.start_ns) // step_ns > 10_000:
         raise bad_request("unable to parse param 'step': at most 10000 steps per range")
-    sample: SpanSample | ExactSample
-    if entryOnly:
-        sample = sample_spans(svc, f, maxTraces, entryOnly)
-        cols = LatencyColumns.of_rows(sample.rows())
-    else:
-        sample = exact_spans(svc, f, maxSpans)
-        cols = sample.columns
+    sample = exact_spans(svc, f, maxSpans, entry_only=entryOnly)
+    cols = sample.columns
     buckets = latency_histogram(cols, buckets_per_decade=bucketsPerDecade, examples_per_bucket=examples)
     series = latency_series(cols, step_ns, start_ns=f.start_ns, end_ns=f.end_ns, examples=examples)
     return {

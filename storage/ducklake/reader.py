@@ -400,9 +400,11 @@ class LakeReader:
         start_ns: int,
         end_ns: int,
         limit: int = 1_000_000,
+        entry_only: bool = False,
     ) -> pa.Table:
         if not attributes:  # one statement: no transaction needed
-            sql = search_sql.latency_rows_sql(service, operation, span_kind, attributes, start_ns, end_ns, limit)
+            sql = search_sql.latency_rows_sql(service, operation, span_kind, attributes, start_ns, end_ns, limit,
+                                              entry_only=entry_only)
             return _arrow(self._sessions.cursor(), sql).cast(search_sql.LATENCY_ROWS_SCHEMA)
         with self._sessions.read(snapshot=True) as (cur, snapshot):
             hints = search_sql.Hints()
@@ -412,7 +414,8 @@ class LakeReader:
                     infos = [self._files.info(f.path, "spans") for f in span_files]
                     q = TraceQuery(attributes=attributes)
                     hints = self._hints(cur, q, [i for i in infos if _overlaps(i, start_ns, end_ns)])
-            sql = search_sql.latency_rows_sql(service, operation, span_kind, attributes, start_ns, end_ns, limit, hints)
+            sql = search_sql.latency_rows_sql(service, operation, span_kind, attributes, start_ns, end_ns, limit, hints,
+                                              entry_only=entry_only)
             t = _arrow(cur, sql)
         return t.cast(search_sql.LATENCY_ROWS_SCHEMA)
 

@@ -402,9 +402,13 @@ def latency_rows_sql(
     end_ns: int,
     limit: int,
     hints: Hints = _NO_HINTS,
+    *,
+    entry_only: bool = False,
 ) -> Sql:
     """Start, duration, error flag and trace id of the matching spans starting in
-    [start_ns, end_ns): the latest ``limit`` of them, in start order."""
+    [start_ns, end_ns): the latest ``limit`` of them, in start order. With ``entry_only``, only
+    the spans whose parent is not a span of their own service (an anti-join with the parents
+    of that service, at any time: a parent may start before the range)."""
     q = TraceQuery(
         service_name=service,
         operation_name=operation,
@@ -414,9 +418,19 @@ def latency_rows_sql(
         start_max_ns=end_ns,
     )
     where, params = span_conditions_sql(q, hints)
+    entry = ""
+    if entry_only:
+        parents = "p.service_name = ?" if service is not None else "TRUE"
+        entry = f"""
+      AND NOT EXISTS (
+        SELECT 1 FROM lake.spans p
+        WHERE {parents} AND p.trace_id = spans.trace_id AND p.span_id = spans.parent_span_id
+          AND p.service_name = spans.service_name)"""
+        if service is not None:
+            params = [*params, service]
     sql = f"""SELECT * FROM (
     SELECT start_ns, duration_ns, status_code = 2 AS is_error, trace_id FROM lake.spans
-    WHERE {where}
+    WHERE {where}{entry}
     ORDER BY start_ns DESC
     LIMIT ?
 )

@@ -326,9 +326,11 @@ class DuckLakeStore:
         start_ns: int,
         end_ns: int,
         limit: int = 1_000_000,
+        entry_only: bool = False,
     ) -> pa.Table:
         return self._read(
-            self._reader.span_latency_rows, service, operation, span_kind, attributes, start_ns, end_ns, limit
+            self._reader.span_latency_rows, service, operation, span_kind, attributes, start_ns, end_ns, limit,
+            entry_only,
         )
 
     def search_logs(self, query: LogQuery) -> LogPage:

@@ -310,6 +310,9 @@ def test_latency_entry_spans_and_operations(client: TestClient) -> None:
     # Entry spans of pay: only "charge" (SELECT's parent is pay itself).
     doc = get(client, "/latency", service="pay", entryOnly=True, **RANGE)
     assert doc["summary"]["count"] == 2 and doc["summary"]["maxNs"] == 46 * MS
+    # Every entry span of the range, not a sample of traces.
+    few = get(client, "/latency", service="pay", entryOnly=True, maxTraces=1, **RANGE)
+    assert few["summary"] == doc["summary"] and not few["truncated"] and few["tracesScanned"] == 2
     assert get(client, "/latency", service="pay", **RANGE)["summary"]["count"] == 4
     assert get(client, "/latency", service="pay", operation="SELECT", **RANGE)["summary"]["count"] == 2
 

@@ -43,6 +43,22 @@ def _batches() -> list[BatchBuilder]:
     # The same operation name in another service, and one span before the window.
     second.span(tid("lat-other"), sid(1), None, name="GET /pay", kind=2, start_ns=T + SEC, service="lat-other")
     second.span(tid("lat-early"), sid(1), None, name="GET /pay", kind=2, start_ns=T - 10 * SEC, resource=RES, scope=SCOPE)
+    # Entry spans of ent-svc: a root; a span called from ent-other; an orphan (its parent was
+    # never stored). Not entries: a child of its own service, also when that parent started
+    # before the window.
+    a = T + 10 * SEC
+    second.span(tid("entA"), sid(1), None, name="GET /entry", kind=2, start_ns=a, duration_ns=40 * MS, service="ent-svc")
+    second.span(tid("entA"), sid(2), sid(1), name="work", start_ns=a + MS, duration_ns=30 * MS, service="ent-svc")
+    second.span(tid("entA"), sid(3), sid(2), name="call", kind=3, start_ns=a + 2 * MS, duration_ns=25 * MS,
+                service="ent-other")
+    second.span(tid("entA"), sid(4), sid(3), name="GET /entry", kind=2, start_ns=a + 3 * MS, duration_ns=20 * MS,
+                service="ent-svc")
+    second.span(tid("entA"), sid(5), sid(9), name="GET /entry", kind=2, start_ns=a + 4 * MS, duration_ns=30 * MS,
+                service="ent-svc")
+    second.span(tid("entB"), sid(1), None, name="GET /entry", kind=2, start_ns=T - 5 * SEC, duration_ns=30 * SEC,
+                service="ent-svc")
+    second.span(tid("entB"), sid(2), sid(1), name="GET /entry", kind=2, start_ns=a + SEC, duration_ns=10 * MS,
+                service="ent-svc")
     return [first, second]
 
 
@@ -106,3 +122,17 @@ def test_limit_keeps_the_latest(lat_store: Store) -> None:
     t = rows(lat_store, limit=2)
     assert t.column("start_ns").to_pylist() == [T + 3 * SEC, T + 4 * SEC]
     assert rows(lat_store, limit=0).num_rows == 0
+
+
+def test_entry_only_keeps_spans_whose_parent_is_not_in_their_service(lat_store: Store) -> None:
+    every = rows(lat_store, service="ent-svc", operation="GET /entry")
+    assert every.column("duration_ns").to_pylist() == [40 * MS, 20 * MS, 30 * MS, 10 * MS]
+    entry = rows(lat_store, service="ent-svc", operation="GET /entry", entry_only=True)
+    # The root, the span called from ent-other and the orphan; not entB's child, whose
+    # parent (same service) started before the window.
+    assert entry.column("duration_ns").to_pylist() == [40 * MS, 20 * MS, 30 * MS]
+    assert entry.column("trace_id").to_pylist() == [tid("entA")] * 3
+    assert rows(lat_store, service="ent-svc", operation=None, entry_only=True).num_rows == 3
+    called = rows(lat_store, service=None, operation="call", entry_only=True)
+    assert called.column("duration_ns").to_pylist() == [25 * MS]
+    assert rows(lat_store, service="lat-svc", operation=None, entry_only=True).num_rows == 5  # its roots

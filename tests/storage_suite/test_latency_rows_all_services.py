@@ -16,8 +16,9 @@ def test_every_service_when_service_is_none(lat_store: Store) -> None:  # noqa: 
         [(T + i * SEC, tid(f"lat{i}")) for i in range(5)] + [(T + SEC, tid("lat-other"))]
     )
     assert t.column("start_ns").to_pylist() == sorted(t.column("start_ns").to_pylist())
-    assert rows(lat_store, service=None, operation=None).num_rows == 11
-    assert rows(lat_store, service=None, operation=None, start_ns=T - 20 * SEC).num_rows == 12
+    # Those 6, their 5 SELECT children, and the 6 ent-svc / ent-other spans in the window.
+    assert rows(lat_store, service=None, operation=None).num_rows == 17
+    assert rows(lat_store, service=None, operation=None, start_ns=T - 20 * SEC).num_rows == 19
     assert rows(lat_store, service=None, attributes=(("customer", "acme"),)).num_rows == 3
     durations = rows(lat_store, service=None, operation=None, span_kind=3).column("duration_ns").to_pylist()
-    assert durations == [2 * MS] * 5
+    assert durations == [2 * MS] * 5 + [25 * MS]  # the SELECTs, then ent-other's call
