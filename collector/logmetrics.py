@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spanlake.collector.series_limit import OVERFLOW_KEY, OVERFLOW_LABELS, SeriesLimit
 from spanlake.metrics_model import DELTA, LOG_RECORDS, SampleRows, severity_label
@@ -35,16 +36,21 @@ class LogMetrics:
         severity_numbers: Sequence[int] | pa.Array | pa.ChunkedArray | np.ndarray,
     ) -> None:
         if isinstance(service_names, (pa.Array, pa.ChunkedArray)):
-            service_names = service_names.to_pylist()
+            # Few distinct names: count by dictionary index, not by one Python string per record.
+            names = service_names.combine_chunks() if isinstance(service_names, pa.ChunkedArray) else service_names
+            encoded = pc.dictionary_encode(pc.fill_null(names.cast(pa.string()), "None"))
+            services = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+            service_idx = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        else:
+            services, service_idx = np.unique(np.asarray(service_names, dtype=object).astype(str), return_inverse=True)
         if isinstance(severity_numbers, (pa.Array, pa.ChunkedArray)):
             severity_numbers = severity_numbers.to_numpy(zero_copy_only=False)
-        if len(service_names) != len(severity_numbers):
+        if len(service_idx) != len(severity_numbers):
             raise ValueError("service_names and severity_numbers differ in length")
-        if not len(service_names):
+        if not len(service_idx):
             return
         sev = np.nan_to_num(np.asarray(severity_numbers, dtype=np.float64), nan=0).astype(np.int64)
         ranges = np.where((sev >= 1) & (sev <= 24), (sev - 1) // 4 + 1, 0)
-        services, service_idx = np.unique(np.asarray(service_names, dtype=object).astype(str), return_inverse=True)
         pairs, counts = np.unique(service_idx * 8 + ranges, return_counts=True)
         with self._lock:
             for pair, n in zip(pairs.tolist(), counts.tolist()):
