@@ -7,11 +7,9 @@ Run from the repository root::
 The machinery is :mod:`bench.ingest`'s (client processes sending pre-serialized requests, each
 in flight on its own connection as separate SDK processes would be, every Export waiting for its
 commit; a fresh DuckLake store on disk with a SQLite catalog per run); the requests are
-:mod:`bench.log_workload`'s 512-record log requests. The defaults are the server's own (one
-process, ``--workers 1``) and 128 exporters from one client process: with every Export waiting
-for its commit (up to a commit spacing, 250 ms, plus the commit), fewer in flight would measure
-the clients' patience rather than the server's capacity; one process sends them with the least
-CPU taken from the server on this 2-core machine.
+:mod:`bench.log_workload`'s 512-record log requests; the defaults (one server process, 128
+exporters from one client process) are :func:`bench.ingest.load_arguments`'.
+
 It prints, as medians of ``--repeat`` runs:
 
 * the decode-only rate of the same requests in this process;
@@ -62,7 +60,7 @@ def _medians(runs: list[Run]) -> tuple[float, float, float, float]:
 
 
 def main() -> None:
-    ap = load_arguments(__doc__, seconds=12, workers=1, clients=1, inflight=128)
+    ap = load_arguments(__doc__, seconds=12)
     ap.add_argument("--no-span-baseline", dest="span_baseline", action="store_false",
                     help="skip the span runs measured in turn with the log runs")
     args = ap.parse_args()
