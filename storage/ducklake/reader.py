@@ -402,20 +402,23 @@ class LakeReader:
         limit: int = 1_000_000,
         entry_only: bool = False,
     ) -> pa.Table:
-        if not attributes:  # one statement: no transaction needed
-            sql = search_sql.latency_rows_sql(service, operation, span_kind, attributes, start_ns, end_ns, limit,
-                                              entry_only=entry_only)
+        if not attributes and not entry_only:  # one statement: no transaction needed
+            sql = search_sql.latency_rows_sql(service, operation, span_kind, attributes, start_ns, end_ns, limit)
             return _arrow(self._sessions.cursor(), sql).cast(search_sql.LATENCY_ROWS_SCHEMA)
         with self._sessions.read(snapshot=True) as (cur, snapshot):
             hints = search_sql.Hints()
-            if snapshot is not None:
+            if snapshot is not None and attributes:
                 span_files = self._lists_in(cur, snapshot)["spans"]
                 if span_files is not None:
                     infos = [self._files.info(f.path, "spans") for f in span_files]
                     q = TraceQuery(attributes=attributes)
                     hints = self._hints(cur, q, [i for i in infos if _overlaps(i, start_ns, end_ns)])
+            parents_from = None
+            if entry_only:  # a separate statement: the bound must be a constant to prune files
+                ((parents_from,),) = cur.execute(*search_sql.entry_parents_from_sql(
+                    service, operation, span_kind, attributes, start_ns, end_ns, hints)).fetchall()
             sql = search_sql.latency_rows_sql(service, operation, span_kind, attributes, start_ns, end_ns, limit, hints,
-                                              entry_only=entry_only)
+                                              entry_only=entry_only, parents_from_ns=parents_from)
             t = _arrow(cur, sql)
         return t.cast(search_sql.LATENCY_ROWS_SCHEMA)
 

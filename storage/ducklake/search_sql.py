@@ -404,11 +404,13 @@ def latency_rows_sql(
     hints: Hints = _NO_HINTS,
     *,
     entry_only: bool = False,
+    parents_from_ns: int | None = None,
 ) -> Sql:
     """Start, duration, error flag and trace id of the matching spans starting in
     [start_ns, end_ns): the latest ``limit`` of them, in start order. With ``entry_only``, only
-    the spans whose parent is not a span of their own service (an anti-join with the parents
-    of that service, at any time: a parent may start before the range)."""
+    the spans whose parent is not a span of their own service: an anti-join with the spans of
+    that service starting from ``parents_from_ns`` (:func:`entry_parents_from_sql`; all of
+    them when None, since a parent may start before the range)."""
     q = TraceQuery(
         service_name=service,
         operation_name=operation,
@@ -420,14 +422,19 @@ def latency_rows_sql(
     where, params = span_conditions_sql(q, hints)
     entry = ""
     if entry_only:
-        parents = "p.service_name = ?" if service is not None else "TRUE"
+        parents, parent_params = ["TRUE"], []
+        if service is not None:
+            parents.append("p.service_name = ?")
+            parent_params.append(service)
+        if parents_from_ns is not None:
+            parents.append("p.start_ns >= ?")
+            parent_params.append(int(parents_from_ns))
         entry = f"""
       AND NOT EXISTS (
         SELECT 1 FROM lake.spans p
-        WHERE {parents} AND p.trace_id = spans.trace_id AND p.span_id = spans.parent_span_id
+        WHERE {" AND ".join(parents)} AND p.trace_id = spans.trace_id AND p.span_id = spans.parent_span_id
           AND p.service_name = spans.service_name)"""
-        if service is not None:
-            params = [*params, service]
+        params = [*params, *parent_params]
     sql = f"""SELECT * FROM (
     SELECT start_ns, duration_ns, status_code = 2 AS is_error, trace_id FROM lake.spans
     WHERE {where}{entry}
@@ -436,6 +443,26 @@ def latency_rows_sql(
 )
 ORDER BY start_ns"""
     return sql, [*params, max(0, int(limit))]
+
+
+def entry_parents_from_sql(
+    service: str | None,
+    operation: str | None,
+    span_kind: int | None,
+    attributes: tuple[tuple[str, str], ...],
+    start_ns: int,
+    end_ns: int,
+    hints: Hints = _NO_HINTS,
+) -> Sql:
+    """The earliest start of the traces holding a span that :func:`latency_rows_sql` matches
+    (NULL when none): no parent of those spans starts before it, so the anti-join of
+    ``entry_only`` need not read the service's older spans."""
+    q = TraceQuery(service_name=service, operation_name=operation, span_kind=span_kind, attributes=attributes,
+                   start_min_ns=start_ns, start_max_ns=end_ns)
+    where, params = span_conditions_sql(q, hints)
+    sql = f"""SELECT min(start_ns) FROM lake.trace_index
+WHERE trace_key IN (SELECT DISTINCT hex(trace_id) FROM lake.spans WHERE {where})"""
+    return sql, params
 
 
 # ---------------------------------------------------------------------------------------------
