@@ -37,6 +37,7 @@ from spanlake.storage.ducklake import search_sql, trace_fetch, trace_search
 from spanlake.storage.ducklake.catalog_stamp import LatestSnapshot
 from spanlake.storage.ducklake.lake_files import DataFile, FileInfo, LakeFiles, latest_snapshot
 from spanlake.storage.ducklake.read_session import ReadSessions
+from spanlake.storage.ducklake.value_index import ValueIndex
 
 #: Trace ids per statement: keeps IN lists and time ranges small.
 IDS_PER_QUERY = 200
@@ -53,12 +54,13 @@ def _arrow(cur: duckdb.DuckDBPyConnection, sql: tuple[str, list[Any]]) -> pa.Tab
 class LakeReader:
     """Reads through cursors from ``new_cursor`` (one per thread, owned by the store)."""
 
-    def __init__(self, new_cursor: Cursor, catalog_stamp: Callable[[], bytes] | None = None) -> None:
+    def __init__(self, new_cursor: Cursor, catalog_stamp: Callable[[], bytes] | None = None,
+                 value_index: ValueIndex | None = None) -> None:
         self._sessions = ReadSessions(new_cursor)
         # Asks the catalog only after a commit changed its stamp (``catalog_stamp.py``).
         self._latest_snapshot = LatestSnapshot(latest_snapshot, catalog_stamp)
         self._files = LakeFiles(trace_fetch.STATS_COLUMNS)
-        self._search = trace_search.FileSearch(self._files)
+        self._search = trace_search.FileSearch(self._files, value_index)
         self._cache_lock = threading.Lock()
         self._resources: dict[int, dict[str, Any]] = {}
         self._scopes: dict[int, dict[str, Any]] = {}

@@ -61,6 +61,7 @@ from spanlake.storage.ducklake.catalog_stamp import catalog_stamp
 from spanlake.storage.ducklake.extensions import connect
 from spanlake.storage.ducklake.logs_reader import LogsReader
 from spanlake.storage.ducklake.reader import LakeReader
+from spanlake.storage.ducklake.value_index import ValueIndex
 from spanlake.storage.ducklake.writer import (
     GroupCommitWriter,
     SpanCommitter,
@@ -150,7 +151,10 @@ class DuckLakeStore:
             raise
         # The reader keeps its own cursors, so that its read transactions never meet the
         # store's own (archive, retention) on one connection.
-        self._reader = LakeReader(self._new_cursor, catalog_stamp(self._catalog))
+        # Value filters built by searches are kept under the data directory, outside the lake's
+        # data path (whose orphan sweep would take them), across restarts.
+        self._value_index = ValueIndex(os.path.join(self._data_dir, "filters"), save=not options.read_only)
+        self._reader = LakeReader(self._new_cursor, catalog_stamp(self._catalog), self._value_index)
         self._logs_reader = LogsReader(self._cursor)
         self._writer: GroupCommitWriter | None = None
         if not options.read_only:
@@ -398,6 +402,7 @@ class DuckLakeStore:
             cur = self._cursor()
             self._retry(cur, "CALL ducklake_merge_adjacent_files('lake')")
             self._expire_and_clean(cur)
+            self._value_index.sweep()  # the saved filters of the files just removed
 
     def _expire_and_clean(self, cur: duckdb.DuckDBPyConnection) -> None:
         grace = max(0.0, float(self.options.cleanup_grace_s))

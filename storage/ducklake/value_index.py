@@ -26,11 +26,24 @@ of 416k spans, 1.5-4 s for all of a compacted 1M-span file, on this 2-core machi
 and kept in memory: 16 KB per 4,096-row group, 40 MB per 10M spans, at most
 ``MAX_CACHED_BYTES`` in all. Rows are hashed in blocks of ``BLOCK_ROWS``; a block straddling row
 groups counts for each of them.
+
+With a ``cache_dir`` (the store gives ``<data dir>/filters``, outside the lake's data path,
+whose orphan sweep would take them), the filters of a file are also saved there after each
+build, one ``.npz`` per span file named by a hash of its path and holding that path, and read
+back the first time a process needs them: a restarted server does not build them again. A
+saved filter is used only if its row counts and sizes match the file's footer; span files
+never change once written, and :meth:`ValueIndex.sweep` removes the filters of files that are
+gone.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -39,6 +52,8 @@ import duckdb
 import numpy as np
 
 from spanlake.model import PROMOTED_KEYS
+
+log = logging.getLogger(__name__)
 
 #: Rows per hashing block: row groups are mapped from blocks, so small blocks keep a value to the
 #: row groups (or the two) holding it, whatever their sizes.
@@ -163,10 +178,13 @@ class ValueIndex:
     and not built yet (the first search over an hour of a 1M-span file pays for that hour, not
     for the file)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache_dir: str | None = None, save: bool = True) -> None:
         self._lock = threading.Lock()
         self._filters: OrderedDict[str, RowGroupFilters] = OrderedDict()
         self._bytes = 0
+        self.cache_dir = cache_dir
+        self._save_enabled = save  # a read-only store reads saved filters but writes none
+        self.built_runs = 0  # statements run to build filters (saved ones need none)
 
     def cached(self, path: str) -> RowGroupFilters | None:
         with self._lock:
@@ -178,10 +196,13 @@ class ValueIndex:
     def filters(self, cur: duckdb.DuckDBPyConnection, path: str, info: Any, groups: np.ndarray | None = None) -> RowGroupFilters:
         """Filters of the span file at ``path`` (``info``: its ``lake_files.FileInfo``), built
         at least for the row groups ``groups`` (all when None)."""
+        saved = None
+        if self.cache_dir is not None and self.cached(path) is None:
+            saved = self._load(path, info.rows)
         with self._lock:
             f = self._filters.get(path)
             if f is None:
-                f = self._filters[path] = RowGroupFilters.empty(info.rows)
+                f = self._filters[path] = saved or RowGroupFilters.empty(info.rows)
                 self._bytes += f.packed.nbytes
                 while self._bytes > MAX_CACHED_BYTES and len(self._filters) > 1:
                     self._bytes -= self._filters.popitem(last=False)[1].packed.nbytes
@@ -199,12 +220,75 @@ class ValueIndex:
             first, last = int(run[0]), int(run[-1])
             lo, hi = int(info.offsets[first]), int(info.offsets[last] + info.rows[last] - 1)
             t = cur.execute(sql, [path, lo, hi] * n).to_arrow_table()
+            self.built_runs += 1
             blocks = t.column("b").to_numpy().astype(np.int64)
             tokens = t.column("h").to_numpy().astype(np.uint64)
             with self._lock:
                 f.add(blocks, tokens, info.offsets)
                 f.built[first : last + 1] = True
+        if self.cache_dir is not None and self._save_enabled:
+            self._save(path, info.rows, f)
         return f
+
+    # -- the on-disk copies ------------------------------------------------------------------
+
+    def _saved_path(self, path: str) -> str:
+        assert self.cache_dir is not None
+        return os.path.join(self.cache_dir, hashlib.sha1(path.encode()).hexdigest()[:24] + ".npz")
+
+    def _load(self, path: str, rows: np.ndarray) -> RowGroupFilters | None:
+        try:
+            with np.load(self._saved_path(path), allow_pickle=False) as z:
+                if str(z["path"]) != path or not np.array_equal(z["rows"], rows):
+                    return None
+                f = RowGroupFilters(int(z["bits"]), z["packed"], z["built"])
+        except FileNotFoundError:
+            return None
+        except Exception:  # a torn or foreign file: build the filters again
+            log.warning("ignoring unreadable saved value filters of %s", path, exc_info=True)
+            return None
+        if f.packed.shape != (len(rows), f.bits // 8) or f.built.shape != (len(rows),):
+            return None
+        return f
+
+    def _save(self, path: str, rows: np.ndarray, f: RowGroupFilters) -> None:
+        """Write the filters of ``path`` next to the others, replacing an older copy at once
+        (another process may be reading it)."""
+        assert self.cache_dir is not None
+        try:
+            os.makedirs(self.cache_dir, exist_ok=True)
+            with self._lock:
+                packed, built = f.packed.copy(), f.built.copy()
+            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, suffix=".tmp")
+            with os.fdopen(fd, "wb") as out:
+                np.savez(out, path=np.array(path), rows=rows, bits=np.array(f.bits), packed=packed, built=built)
+            os.replace(tmp, self._saved_path(path))
+        except OSError:
+            log.warning("cannot save value filters of %s", path, exc_info=True)
+
+    def sweep(self) -> int:
+        """Remove the saved filters whose span file no longer exists; returns how many."""
+        if self.cache_dir is None or not os.path.isdir(self.cache_dir):
+            return 0
+        removed = 0
+        for name in os.listdir(self.cache_dir):
+            saved = os.path.join(self.cache_dir, name)
+            try:
+                if name.endswith(".npz"):
+                    with np.load(saved, allow_pickle=False) as z:
+                        gone = not os.path.exists(str(z["path"]))
+                else:  # a temporary file of a save that did not finish
+                    gone = name.endswith(".tmp") and os.path.getmtime(saved) < time.time() - 3600
+                if gone:
+                    os.remove(saved)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+            except Exception:
+                log.warning("removing unreadable saved value filters %s", saved, exc_info=True)
+                os.remove(saved)
+                removed += 1
+        return removed
 
 
 @dataclass(frozen=True)
