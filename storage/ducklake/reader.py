@@ -417,8 +417,8 @@ class LakeReader:
                     hints = self._hints(cur, q, [i for i in infos if _overlaps(i, start_ns, end_ns)])
             parents_from = None
             if entry_only:  # a separate statement: the bound must be a constant to prune files
-                ((parents_from,),) = cur.execute(*search_sql.entry_parents_from_sql(
-                    service, operation, span_kind, attributes, start_ns, end_ns, hints)).fetchall()
+                q = search_sql.latency_query(service, operation, span_kind, attributes, start_ns, end_ns)
+                ((parents_from,),) = cur.execute(*search_sql.entry_parents_from_sql(q, hints)).fetchall()
             sql = search_sql.latency_rows_sql(service, operation, span_kind, attributes, start_ns, end_ns, limit, hints,
                                               entry_only=entry_only, parents_from_ns=parents_from)
             t = _arrow(cur, sql)

@@ -393,6 +393,14 @@ LATENCY_ROWS_SCHEMA = pa.schema(
 )
 
 
+def latency_query(service: str | None, operation: str | None, span_kind: int | None,
+                  attributes: tuple[tuple[str, str], ...], start_ns: int, end_ns: int) -> TraceQuery:
+    """The span conditions of :func:`latency_rows_sql` as a query (spans starting in
+    [start_ns, end_ns))."""
+    return TraceQuery(service_name=service, operation_name=operation, span_kind=span_kind, attributes=attributes,
+                      start_min_ns=start_ns, start_max_ns=end_ns)
+
+
 def latency_rows_sql(
     service: str | None,
     operation: str | None,
@@ -411,15 +419,7 @@ def latency_rows_sql(
     the spans whose parent is not a span of their own service: an anti-join with the spans of
     that service starting from ``parents_from_ns`` (:func:`entry_parents_from_sql`; all of
     them when None, since a parent may start before the range)."""
-    q = TraceQuery(
-        service_name=service,
-        operation_name=operation,
-        span_kind=span_kind,
-        attributes=attributes,
-        start_min_ns=start_ns,
-        start_max_ns=end_ns,
-    )
-    where, params = span_conditions_sql(q, hints)
+    where, params = span_conditions_sql(latency_query(service, operation, span_kind, attributes, start_ns, end_ns), hints)
     entry = ""
     if entry_only:
         parents, parent_params = ["TRUE"], []
@@ -445,20 +445,10 @@ ORDER BY start_ns"""
     return sql, [*params, max(0, int(limit))]
 
 
-def entry_parents_from_sql(
-    service: str | None,
-    operation: str | None,
-    span_kind: int | None,
-    attributes: tuple[tuple[str, str], ...],
-    start_ns: int,
-    end_ns: int,
-    hints: Hints = _NO_HINTS,
-) -> Sql:
+def entry_parents_from_sql(q: TraceQuery, hints: Hints = _NO_HINTS) -> Sql:
     """The earliest start of the traces holding a span that :func:`latency_rows_sql` matches
-    (NULL when none): no parent of those spans starts before it, so the anti-join of
-    ``entry_only`` need not read the service's older spans."""
-    q = TraceQuery(service_name=service, operation_name=operation, span_kind=span_kind, attributes=attributes,
-                   start_min_ns=start_ns, start_max_ns=end_ns)
+    with the conditions ``q`` (:func:`latency_query`; NULL when none): no parent of those
+    spans starts before it, so the anti-join of ``entry_only`` need not read older spans."""
     where, params = span_conditions_sql(q, hints)
     sql = f"""SELECT min(start_ns) FROM lake.trace_index
 WHERE trace_key IN (SELECT DISTINCT hex(trace_id) FROM lake.spans WHERE {where})"""
