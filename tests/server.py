@@ -16,8 +16,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import httpx
+
+T = TypeVar("T")
 
 _ADDR = re.compile(r"^spanlake: (\S+) listening on (\S+)$")
 
@@ -129,3 +132,15 @@ class SpanlakeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")

@@ -29,7 +29,7 @@ from spanlake.storage.api import LabelMatcher, SampleQuery
 from tests.e2e.conftest import open_reader
 from tests.e2e.otlp_builders import make_request
 from tests.metrics.builders import CLIENT, CONSUMER, PRODUCER, SERVER, span
-from tests.server import SpanlakeServer
+from tests.server import SpanlakeServer, wait_for
 
 ARGS = ("--workers", "2", "--metrics-resolution", "1s", "--service-graph-wait", "5s", "--commit-interval-ms", "10")
 REQUESTS = "traces_service_graph_request_total"
@@ -190,17 +190,6 @@ def _series_totals(server: SpanlakeServer, metric: str, prefix: str) -> dict[tup
     return out
 
 
-def _wait(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
-
-
 def test_halves_received_by_different_processes_pair_exactly_once(tmp_path: Path, started) -> None:
     server, procs, _ = _start(tmp_path, started)
     n = 24
@@ -209,7 +198,7 @@ def test_halves_received_by_different_processes_pair_exactly_once(tmp_path: Path
     assert len([v for v in procs.accepted().values() if v]) == 2, procs.accepted()
     assert min(split.values()) >= 2, split
 
-    _wait(lambda: _edges_on_metrics(_scrape(server), "wsg-") == edges, 40, "the edges on /metrics")
+    wait_for(lambda: _edges_on_metrics(_scrape(server), "wsg-") == edges, 40, "the edges on /metrics")
     time.sleep(5 + 1 + 2)  # past the wait: a half nobody paired would now count as unpaired
     scraped = _scrape(server)
     assert _edges_on_metrics(scraped, "wsg-") == edges
@@ -254,9 +243,9 @@ def test_sigterm_right_after_sending_still_pairs_and_stores_every_edge(tmp_path:
 def test_a_worker_dying_does_not_hang_the_main_process(tmp_path: Path, started) -> None:
     server, procs, worker_pid = _start(tmp_path, started)
     os.kill(worker_pid, signal.SIGKILL)
-    _wait(lambda: any("worker exited" in line for line in server.log_lines), 20, "the relay noticing")
+    wait_for(lambda: any("worker exited" in line for line in server.log_lines), 20, "the relay noticing")
     edges, _ = _send_traces(server, procs, "dead-", 4)  # now all reach the main process
-    _wait(lambda: _edges_on_metrics(_scrape(server), "dead-") == edges, 40, "the edges on /metrics")
+    wait_for(lambda: _edges_on_metrics(_scrape(server), "dead-") == edges, 40, "the edges on /metrics")
     assert server.alive()
     began = time.monotonic()
     assert server.stop() == 0

@@ -16,6 +16,26 @@ SERVER, CLIENT, PRODUCER, CONSUMER, INTERNAL = (Span.SPAN_KIND_SERVER, Span.SPAN
                                                 Span.SPAN_KIND_CONSUMER, Span.SPAN_KIND_INTERNAL)
 MS = 1_000_000
 
+SEC = 1_000_000_000
+
+
+class Clock:
+    """A settable clock for aggregators that take ``now`` (nanoseconds)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000 * SEC
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def edge(client: str, server: str, ctype: str | None = None) -> tuple:
+    """Sorted label items of a service-graph series, as :func:`by_labels` keys them."""
+    labels = {"client": client, "server": server}
+    if ctype:
+        labels["connection_type"] = ctype
+    return tuple(sorted(labels.items()))
+
 
 def span(trace_id: bytes, name: str, kind: int, duration_ms: float, parent: Span | None = None,
          error: bool = False, start_ns: int | None = None, **attrs) -> Span:

@@ -3,9 +3,8 @@ series show up quickly, and helpers to read them back."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -16,8 +15,6 @@ from tests.server import SpanlakeServer
 
 CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 FAST = ("--metrics-resolution", "1s", "--service-graph-wait", "2s", "--commit-interval-ms", "10")
-
-T = TypeVar("T")
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -43,18 +40,6 @@ def dump_log(request: pytest.FixtureRequest) -> Iterator[Callable[[SpanlakeServe
     if rep is not None and rep.failed:
         for s in servers:
             print("---- spanlake serve log ----\n" + s.log())
-
-
-def wait_for(check: Callable[[], T | None], timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
 
 
 def scrape(server: SpanlakeServer, openmetrics: bool = False) -> dict:

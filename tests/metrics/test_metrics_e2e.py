@@ -19,8 +19,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from spanlake.metrics_model import SPAN_DURATION_BOUNDS_MS, severity_label
 from tests.e2e.otlp_builders import make_request
 from tests.metrics.builders import CLIENT, CONSUMER, PRODUCER, SERVER, span
-from tests.metrics.conftest import CONFORMANCE, FAST, samples, scrape, wait_for
-from tests.server import SpanlakeServer
+from tests.metrics.conftest import CONFORMANCE, FAST, samples, scrape
+from tests.server import SpanlakeServer, wait_for
 
 JSON = {"Content-Type": "application/json"}
 PROTOBUF = {"Content-Type": "application/x-protobuf"}

@@ -16,24 +16,9 @@ from spanlake.metrics_model import (
     SERVICE_GRAPH_SERVER,
     SERVICE_GRAPH_UNPAIRED,
 )
-from tests.metrics.builders import CLIENT, CONSUMER, INTERNAL, PRODUCER, SERVER, batch, by_labels, collected, span
-
-SEC = 1_000_000_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000 * SEC
-
-    def __call__(self) -> int:
-        return self.now
-
-
-def _edge(client: str, server: str, ctype: str | None = None) -> tuple:
-    labels = {"client": client, "server": server}
-    if ctype:
-        labels["connection_type"] = ctype
-    return tuple(sorted(labels.items()))
+from tests.metrics.builders import (
+    CLIENT, CONSUMER, INTERNAL, PRODUCER, SEC, SERVER, Clock, batch, by_labels, collected, edge, span,
+)
 
 
 def _bucket(seconds: float) -> int:
@@ -71,23 +56,23 @@ def test_topology_across_requests() -> None:
     rows = collected(sg)
     requests = {k: r["value"] for k, r in by_labels(rows, SERVICE_GRAPH_REQUESTS.name).items()}
     assert requests == {
-        _edge("user", "frontend", "virtual_node"): 1,
-        _edge("frontend", "cart"): 1,
-        _edge("cart", "carts", "database"): 1,
-        _edge("cart", "worker", "messaging_system"): 1,
+        edge("user", "frontend", "virtual_node"): 1,
+        edge("frontend", "cart"): 1,
+        edge("cart", "carts", "database"): 1,
+        edge("cart", "worker", "messaging_system"): 1,
     }
     failed = {k: r["value"] for k, r in by_labels(rows, SERVICE_GRAPH_FAILED.name).items()}
-    assert failed[_edge("frontend", "cart")] == 1 and failed[_edge("cart", "worker", "messaging_system")] == 0
+    assert failed[edge("frontend", "cart")] == 1 and failed[edge("cart", "worker", "messaging_system")] == 0
     client = by_labels(rows, SERVICE_GRAPH_CLIENT.name)
     server = by_labels(rows, SERVICE_GRAPH_SERVER.name)
-    fc = _edge("frontend", "cart")
+    fc = edge("frontend", "cart")
     assert client[fc]["value"] == 0.030 and client[fc]["buckets"][_bucket(0.030)] == 1 and client[fc]["count"] == 1
     assert server[fc]["value"] == 0.025 and server[fc]["buckets"][_bucket(0.025)] == 1
-    assert server[_edge("cart", "worker", "messaging_system")]["value"] == 0.3
+    assert server[edge("cart", "worker", "messaging_system")]["value"] == 0.3
     # one-sided edges only have the side that was measured
-    assert _edge("cart", "carts", "database") in client and _edge("cart", "carts", "database") not in server
-    assert _edge("user", "frontend", "virtual_node") in server
-    assert _edge("user", "frontend", "virtual_node") not in client
+    assert edge("cart", "carts", "database") in client and edge("cart", "carts", "database") not in server
+    assert edge("user", "frontend", "virtual_node") in server
+    assert edge("user", "frontend", "virtual_node") not in client
     assert by_labels(rows, SERVICE_GRAPH_UNPAIRED.name) == {}
 
     # After the wait, the unanswered call becomes a virtual node and both leftovers count unpaired.
@@ -96,7 +81,7 @@ def test_topology_across_requests() -> None:
     assert sg.pending == 0
     rows = collected(sg)
     assert {k: r["value"] for k, r in by_labels(rows, SERVICE_GRAPH_REQUESTS.name).items()} == {
-        _edge("frontend", "payments-legacy", "virtual_node"): 1}
+        edge("frontend", "payments-legacy", "virtual_node"): 1}
     assert {k: r["value"] for k, r in by_labels(rows, SERVICE_GRAPH_UNPAIRED.name).items()} == {
         (("client", "frontend"),): 1, (("server", "audit"),): 1}
 
@@ -118,7 +103,7 @@ def test_unknown_peer_and_pending_bound() -> None:
     sg.expire()
     rows = collected(sg)
     requests = {k: r["value"] for k, r in by_labels(rows, SERVICE_GRAPH_REQUESTS.name).items()}
-    assert requests == {_edge("a", "b"): 1, _edge("a", "unknown", "virtual_node"): 99}
+    assert requests == {edge("a", "b"): 1, edge("a", "unknown", "virtual_node"): 99}
 
 
 def test_cardinality_limit_applies_to_edges() -> None:

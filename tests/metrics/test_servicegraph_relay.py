@@ -21,24 +21,9 @@ from spanlake.metrics_model import (
     SERVICE_GRAPH_UNPAIRED,
 )
 from spanlake.model import SpanBatch
-from tests.metrics.builders import CLIENT, CONSUMER, PRODUCER, SERVER, batch, by_labels, collected, span
-
-SEC = 1_000_000_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000 * SEC
-
-    def __call__(self) -> int:
-        return self.now
-
-
-def _edge(client: str, server: str, ctype: str | None = None) -> tuple:
-    labels = {"client": client, "server": server}
-    if ctype:
-        labels["connection_type"] = ctype
-    return tuple(sorted(labels.items()))
+from tests.metrics.builders import (
+    CLIENT, CONSUMER, PRODUCER, SEC, SERVER, Clock, batch, by_labels, collected, edge, span,
+)
 
 
 def _summed(rows: list[dict], metric: str, field: str = "value") -> dict[tuple, float]:
@@ -77,10 +62,10 @@ def _topology(n: int) -> list[tuple[str, list]]:
 
 def _want(n: int) -> dict[tuple, float]:
     return {
-        _edge("user", "frontend", "virtual_node"): n,
-        _edge("frontend", "cart"): n,
-        _edge("cart", "carts", "database"): n,
-        _edge("cart", "worker", "messaging_system"): n,
+        edge("user", "frontend", "virtual_node"): n,
+        edge("frontend", "cart"): n,
+        edge("cart", "carts", "database"): n,
+        edge("cart", "worker", "messaging_system"): n,
     }
 
 
@@ -106,9 +91,9 @@ def test_halves_split_over_three_processes_pair_exactly_once() -> None:
         _until(lambda: (main.expire(), main.pending == 0)[1])
         rows = collected(main, *workers)
         assert _summed(rows, SERVICE_GRAPH_REQUESTS.name) == _want(n)
-        assert _summed(rows, SERVICE_GRAPH_FAILED.name)[_edge("frontend", "cart")] == n // 4
-        assert _summed(rows, SERVICE_GRAPH_CLIENT.name, "count")[_edge("frontend", "cart")] == n
-        assert _summed(rows, SERVICE_GRAPH_SERVER.name, "count")[_edge("cart", "worker", "messaging_system")] == n
+        assert _summed(rows, SERVICE_GRAPH_FAILED.name)[edge("frontend", "cart")] == n // 4
+        assert _summed(rows, SERVICE_GRAPH_CLIENT.name, "count")[edge("frontend", "cart")] == n
+        assert _summed(rows, SERVICE_GRAPH_SERVER.name, "count")[edge("cart", "worker", "messaging_system")] == n
         clock.now += 11 * SEC
         main.expire()
         assert by_labels(collected(main, *workers), SERVICE_GRAPH_UNPAIRED.name) == {}
@@ -128,7 +113,7 @@ def test_worker_pairs_what_one_pass_holds_and_forwards_only_the_rest() -> None:
     worker.observe(SpanBatch.concat([batch("frontend", [call, lone]),
                                      batch("cart", [span(tid, "POST /cart", SERVER, 25, parent=call)])]))
     # the pair in the pass is counted here; only the call still waiting for its server goes
-    assert _summed(collected(worker), SERVICE_GRAPH_REQUESTS.name) == {_edge("frontend", "cart"): 1}
+    assert _summed(collected(worker), SERVICE_GRAPH_REQUESTS.name) == {edge("frontend", "cart"): 1}
     assert len(sent) == 1 and sent[0][0].num_rows == 1 and sent[0][1].num_rows == 0
     assert sent[0][0].column("key").to_pylist() == [bytes(lone.span_id)]
     assert worker.pending == 0
@@ -149,7 +134,7 @@ def test_forwarding_failure_falls_back_to_local_pairing(caplog) -> None:
     worker.observe(batch("frontend", [call]))
     assert worker.pending == 1 and "pairing in this process" in caplog.text
     worker.observe(batch("cart", [span(tid, "POST /cart", SERVER, 25, parent=call)]))
-    assert _summed(collected(worker), SERVICE_GRAPH_REQUESTS.name) == {_edge("frontend", "cart"): 1}
+    assert _summed(collected(worker), SERVICE_GRAPH_REQUESTS.name) == {edge("frontend", "cart"): 1}
 
 
 def test_received_halves_wait_from_their_arrival_and_expire_as_unpaired() -> None:
@@ -171,7 +156,7 @@ def test_received_halves_wait_from_their_arrival_and_expire_as_unpaired() -> Non
     clock.now += 2 * SEC
     main.expire()
     rows = collected(main)
-    assert _summed(rows, SERVICE_GRAPH_REQUESTS.name) == {_edge("frontend", "legacy", "virtual_node"): 1}
+    assert _summed(rows, SERVICE_GRAPH_REQUESTS.name) == {edge("frontend", "legacy", "virtual_node"): 1}
     assert _summed(rows, SERVICE_GRAPH_UNPAIRED.name) == {(("client", "frontend"),): 1, (("server", "audit"),): 1}
 
 
