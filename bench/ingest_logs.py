@@ -24,10 +24,9 @@ from __future__ import annotations
 import shutil
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from bench.ingest import SERVE_ARGS, SPANS, Run, Workload, load_arguments, measure
+from bench.ingest import SERVE_ARGS, SPANS, Run, Workload, decode_rate, load_arguments, measure
 from bench.log_workload import RECORDS_PER_REQUEST, make_log_requests
 
 LOGS = Workload("log records", "/opentelemetry.proto.collector.logs.v1.LogsService/Export", make_log_requests,
@@ -35,19 +34,10 @@ LOGS = Workload("log records", "/opentelemetry.proto.collector.logs.v1.LogsServi
 TARGET = 100_000
 
 
-def decode_rate(requests: list[bytes], repeat: int) -> float:
+def _decoded_logs(body: bytes) -> int:
     from spanlake.collector.decode_logs import decode_logs_protobuf
 
-    for body in requests[:4]:  # warm up: caches, lazy imports
-        decode_logs_protobuf(body)
-    rates = []
-    for _ in range(repeat):
-        n = 0
-        t0 = time.perf_counter()
-        for body in requests:
-            n += decode_logs_protobuf(body).batch.num_logs
-        rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates)
+    return decode_logs_protobuf(body).batch.num_logs
 
 
 def _medians(runs: list[Run]) -> tuple[float, float, float, float]:
@@ -69,7 +59,7 @@ def main() -> None:
     requests = make_log_requests(24, seed=1)
     size = sum(len(b) for b in requests) / (24 * RECORDS_PER_REQUEST)
     print(f"workload: {RECORDS_PER_REQUEST} log records/request, {size:.0f} bytes/record on the wire")
-    base = decode_rate(requests, args.repeat)
+    base = decode_rate(requests, args.repeat, _decoded_logs)
     print(f"decode only, 1 process: {base:,.0f} log records/s (median of {args.repeat})")
 
     logs: list[Run] = []
