@@ -83,7 +83,7 @@ class LakeReader:
             return self._get_traces(wanted)
 
     def _get_traces(self, wanted: list[bytes]) -> dict[bytes, list[Span]]:
-        lists = self._file_lists()
+        _, lists = self._latest_lists()
         index_files, span_files = lists["trace_index"], lists["spans"]
         if index_files is None or span_files is None:
             with self._sessions.read() as (cur, _):
@@ -101,15 +101,16 @@ class LakeReader:
                     out.setdefault(span.trace_id, []).append(span)
         return out
 
-    def _file_lists(self) -> dict[str, list[DataFile] | None]:
-        """Span and trace index files of the latest snapshot. Files of the latest snapshot are
-        never cleaned up, so no transaction has to stay open while they are read."""
-        lists = self._files.cached(self._latest_snapshot(self._sessions.cursor()))
+    def _latest_lists(self) -> tuple[int, dict[str, list[DataFile] | None]]:
+        """(latest snapshot id, its span and trace index files). Files of the latest snapshot
+        are never cleaned up, so no transaction has to stay open while they are read."""
+        snapshot = self._latest_snapshot(self._sessions.cursor())
+        lists = self._files.cached(snapshot)
         if lists is None:
-            with self._sessions.read(snapshot=True) as (cur, snapshot):
-                assert snapshot is not None
-                lists = self._lists_in(cur, snapshot)
-        return lists
+            with self._sessions.read(snapshot=True) as (cur, snap):
+                assert snap is not None
+                lists, snapshot = self._lists_in(cur, snap), snap
+        return snapshot, lists
 
     def _get_traces_sql(self, cur: duckdb.DuckDBPyConnection, wanted: list[bytes]) -> dict[bytes, list[Span]]:
         ranges: list[tuple[bytes, int, int]] = []
@@ -214,12 +215,7 @@ class LakeReader:
         (``trace_search.FileSearch``) without a DuckLake transaction when the snapshot's file
         list is known; None when the files cannot be read directly."""
         cur = self._sessions.cursor()
-        snapshot = self._latest_snapshot(cur)
-        lists = self._files.cached(snapshot)
-        if lists is None:
-            with self._sessions.read(snapshot=True) as (c, snap):
-                assert snap is not None
-                lists, snapshot = self._lists_in(c, snap), snap
+        snapshot, lists = self._latest_lists()
         index_files, span_files = lists["trace_index"], lists["spans"]
         if index_files is None or span_files is None:
             return None
@@ -348,7 +344,7 @@ class LakeReader:
         """Distinct (service, span name, kind) of the latest snapshot, from per-file sets that
         are computed once per (immutable) file; None when the files cannot be read directly."""
         for attempt in (1, 2):
-            span_files = self._file_lists()["spans"]
+            span_files = self._latest_lists()[1]["spans"]
             if span_files is None:
                 return None
             out: set[tuple[str, str, int]] = set()
