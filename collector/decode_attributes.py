@@ -9,7 +9,9 @@ to :func:`decode_key_values` at once. Reading attributes field by field from Pyt
         0x0A <len> <string> | 0x10 <0|1> | 0x18 <varint> | 0x21 <8 bytes> | nothing>
 
 The buffer of all attributes is then cut into consecutive pieces (header, key, middle,
-encoded string value) and Arrow's ``take`` copies keys and values out of it in C++. A string
+encoded string value, gap to the next attribute) and Arrow's ``take`` copies keys and values
+out of it in C++. :func:`decode_key_values_at` takes attributes where they lie, in a buffer of
+whole records (the log decoder's); :func:`decode_key_values` packs a list of them first. A string
 value is encoded in place: the byte before the string (its length) is overwritten with the
 type tag ``s``. Ints and doubles are formatted by Python (they are short and few); bools and
 empty values are constant pieces. Everything else (bytes, arrays, kvlists, lengths past two
@@ -26,6 +28,7 @@ import pyarrow as pa
 from google.protobuf.message import DecodeError as ProtoDecodeError
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+from spanlake.collector.wire import Reader, packed
 from spanlake.model import encode_proto_any_value
 
 _KEY_TAG = 0x0A  # KeyValue.key (field 1, length-delimited)
@@ -54,44 +57,6 @@ class AttributeDecodeError(ValueError):
     """An attribute is not a valid serialized KeyValue (the whole request is corrupt)."""
 
 
-class _Reader:
-    """Vectorized reads from a byte buffer; positions past the end read the last byte.
-
-    Such reads only happen for malformed attributes, whose checks fail anyway.
-    """
-
-    def __init__(self, buf: np.ndarray) -> None:
-        self.buf = buf
-        self.last = len(buf) - 1
-
-    def byte(self, pos: np.ndarray) -> np.ndarray:
-        return self.buf[np.minimum(pos, self.last)]
-
-    def varint2(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray | int, np.ndarray]:
-        """Varints of at most two bytes at ``pos``: (value, byte count, fits in two bytes)."""
-        b0 = self.byte(pos).astype(np.int64)
-        one = b0 < 0x80
-        if one.all():  # the usual case: every length below 128
-            return b0, 1, one
-        b1 = self.byte(pos + 1).astype(np.int64)
-        return np.where(one, b0, (b0 & 0x7F) | (b1 << 7)), np.where(one, 1, 2), one | (b1 < 0x80)
-
-    def varints(self, pos: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Varints of exactly ``size`` bytes (1..10) at ``pos``: (uint64 value, well formed)."""
-        value = np.zeros(len(pos), np.uint64)
-        ok = (size >= 1) & (size <= 10)
-        for k in range(int(size.max(initial=0))):
-            b = self.byte(pos + k)
-            inside = k < size
-            value |= np.where(inside, b & 0x7F, 0).astype(np.uint64) << np.uint64(7 * k)
-            ok &= np.where(k < size - 1, b >= 0x80, True) & np.where(k == size - 1, b < 0x80, True)
-        return value, ok
-
-    def doubles(self, pos: np.ndarray) -> np.ndarray:
-        raw = self.byte(pos[:, None] + np.arange(8))
-        return np.ascontiguousarray(raw).view("<f8").ravel()
-
-
 def _decode_one(raw: bytes) -> tuple[str, str]:
     """(key, encoded value) of one serialized KeyValue, by the reference implementation."""
     hit = _CACHE.get(raw)
@@ -109,6 +74,8 @@ def _decode_one(raw: bytes) -> tuple[str, str]:
 
 
 def _decode_few(raws: list[bytes]) -> tuple[pa.Array, pa.Array]:
+    if not raws:
+        return EMPTY_STRINGS, EMPTY_STRINGS
     keys, values = zip(*map(_decode_one, raws))
     return pa.array(keys, pa.string()), pa.array(values, pa.string())
 
@@ -118,17 +85,20 @@ def decode_key_values(raws: list[bytes]) -> tuple[pa.Array, pa.Array]:
 
     Raises :class:`AttributeDecodeError` for bytes that are not a KeyValue, or invalid UTF-8.
     """
-    n = len(raws)
-    if n == 0:
-        return EMPTY_STRINGS, EMPTY_STRINGS
-    if n < _FEW:
+    if len(raws) < _FEW:
         return _decode_few(raws)
-    packed = pa.array(raws, pa.binary())
-    bounds = np.frombuffer(packed.buffers()[1], np.int32, n + 1).astype(np.int64)
-    data = packed.buffers()[2]
-    src = np.frombuffer(data, np.uint8, bounds[-1]) if bounds[-1] else np.zeros(1, np.uint8)
-    starts, ends = bounds[:-1], bounds[1:]
-    rd = _Reader(src)
+    return decode_key_values_at(*packed(raws))
+
+
+def decode_key_values_at(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """:func:`decode_key_values` of the KeyValue messages at ``[starts[i], ends[i])`` of
+    ``data`` (in order, not overlapping; other bytes may lie between them)."""
+    n = len(starts)
+    src = np.frombuffer(data, np.uint8)
+    if n < _FEW or n == 0:
+        return _decode_few([src[s:e].tobytes() for s, e in zip(starts.tolist(), ends.tolist())])
+    total = int(ends[-1])
+    rd = Reader(src)
 
     # The key, then the value running to the end of the attribute.
     klen, nb, fits = rd.varint2(starts + 1)
@@ -157,7 +127,8 @@ def decode_key_values(raws: list[bytes]) -> tuple[pa.Array, pa.Array]:
     # Pieces appended after the attributes: constants, formatted numbers, slow attributes.
     int_text = list(map(str, ints[int_ok].view(np.int64).tolist()))
     double_text = list(map(repr, rd.doubles(vstart[double_at] + 1).tolist()))
-    slow = [text.encode() for pair in map(_decode_one, [raws[i] for i in slow_at.tolist()]) for text in pair]
+    slow_raws = [src[starts[i] : ends[i]].tobytes() for i in slow_at.tolist()]
+    slow = [text.encode() for pair in map(_decode_one, slow_raws) for text in pair]
     extra_lens = np.concatenate(
         (
             [len(c) for c in _CONSTANTS],
@@ -173,23 +144,25 @@ def decode_key_values(raws: list[bytes]) -> tuple[pa.Array, pa.Array]:
         text += "d" + "d".join(double_text)
     extra = np.frombuffer(text.encode("ascii") + b"".join(slow), np.uint8)
 
-    # Cut the attributes into [header, key, middle, string value] pieces. Attributes off the
-    # fast path get empty key and value pieces; their own pieces are among the extra ones.
-    cuts = np.empty((n, 4), np.int64)
+    # Cut the attributes into [header, key, middle, string value, gap to the next] pieces.
+    # Attributes off the fast path get empty key and value pieces; their own pieces are among
+    # the extra ones.
+    cuts = np.empty((n, 5), np.int64)
     cuts[:, 0] = starts
     cuts[:, 1] = np.where(is_fast, kstart, ends)
     cuts[:, 2] = np.where(is_fast, kend, ends)
     cuts[:, 3] = np.where(is_str, sstart - 1, ends)
-    offsets = np.concatenate((cuts.ravel(), [bounds[-1]], bounds[-1] + np.cumsum(extra_lens))).astype(np.int32)
-    buffer = np.concatenate((src[: bounds[-1]], extra))
+    cuts[:, 4] = ends
+    offsets = np.concatenate((cuts.ravel(), [total], total + np.cumsum(extra_lens))).astype(np.int32)
+    buffer = np.concatenate((src[:total], extra))
     buffer[sstart[is_str] - 1] = ord("s")
     pieces = pa.StringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(buffer))
 
-    base = 4 * n
+    base = 5 * n
     first_int = base + len(_CONSTANTS)
     first_double = first_int + len(int_at)
     first_slow = first_double + len(double_at)
-    key_index = 4 * np.arange(n) + 1
+    key_index = 5 * np.arange(n) + 1
     value_index = key_index + 2
     value_index[is_empty] = base + _EMPTY
     value_index[is_bool] = base + np.where(rd.byte(vstart[is_bool] + 1) == 1, _TRUE, _FALSE)

@@ -38,8 +38,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1 import logs_pb2
 
 from spanlake.collector import decode_common as common
+from spanlake.collector import wire
 from spanlake.collector import span_columns as col
-from spanlake.collector.decode_attributes import AttributeDecodeError, decode_key_values
+from spanlake.collector.decode_attributes import AttributeDecodeError, decode_key_values, decode_key_values_at
 from spanlake.collector.decode_common import DecodeError, flatten, id_problem
 from spanlake.collector.otlp_json import hex_ids_to_proto_json
 from spanlake.log_model import LOG_SCHEMA, LogBatch
@@ -59,11 +60,12 @@ class LogDecodeResult:
 
 
 # ExportLogsServiceRequest and LogsData are the same on the wire (field 1, ResourceLogs).
+# Records stay raw bytes, read column-wise by :func:`_walked_columns`; the one-by-one path
+# parses them with the LogRecord class of a copy in which bodies and attributes stay bytes.
 _LazyLogsData = common.lazy_message_class(
-    logs_pb2,
-    [("ResourceLogs", "resource"), ("ScopeLogs", "scope"), ("LogRecord", "body"), ("LogRecord", "attributes")],
-    "LogsData",
+    logs_pb2, [("ResourceLogs", "resource"), ("ScopeLogs", "scope"), ("ScopeLogs", "log_records")], "LogsData"
 )
+_LazyLogRecord = common.lazy_message_class(logs_pb2, [("LogRecord", "body"), ("LogRecord", "attributes")], "LogRecord")
 
 _RECORD_FIELDS = [
     attrgetter(name)
@@ -86,6 +88,39 @@ _NOUNS = ("log record", "log records")
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 _STRING_TAG = 0x0A  # AnyValue.string_value (field 1, length-delimited)
+_NO_BODY = encode_proto_any_value_with_form(AnyValue())
+
+# LogRecord tags (field number << 3 | wire type), in field-number order.
+_TIME = 0x09  # 1 time_unix_nano, fixed64
+_SEVERITY_NUMBER = 0x10  # 2, varint
+_SEVERITY_TEXT = 0x1A  # 3, string
+_BODY = 0x2A  # 5, AnyValue
+_ATTRIBUTE = 0x32  # 6, repeated KeyValue
+_DROPPED = 0x38  # 7 dropped_attributes_count, varint
+_FLAGS = 0x45  # 8, fixed32
+_TRACE_ID = 0x4A  # 9, bytes
+_SPAN_ID = 0x52  # 10, bytes
+_OBSERVED = 0x59  # 11 observed_time_unix_nano, fixed64
+_EVENT_NAME = 0x62  # 12, string
+
+
+@dataclass
+class _RecordColumns:
+    """The record fields of a request as columns (times still raw), and the records found bad."""
+
+    time: np.ndarray  # uint64, 0 when absent
+    observed: np.ndarray
+    severity_number: pa.Array
+    severity_text: pa.Array
+    body: pa.Array
+    body_value: pa.Array
+    attributes: pa.Array
+    dropped_attributes_count: pa.Array
+    flags: pa.Array
+    trace_id: pa.Array
+    span_id: pa.Array
+    event_name: pa.Array
+    problems: dict[int, str]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,17 +135,95 @@ def decode_logs_protobuf(data: bytes, record_errors: dict[RecordPosition, str] |
     """
     try:
         request = _LazyLogsData.FromString(bytes(data))
-        return _decode(request, record_errors or {})
+        records, groups = common.gather(request.resource_logs, attrgetter("scope_logs"), attrgetter("log_records"))
+        if not records:
+            return LogDecodeResult(LogBatch.empty())
+        try:
+            columns = _walked_columns(*wire.packed(records))
+        except wire.Unusual:
+            columns = _parsed_columns(records)
+        return _result(columns, groups, record_errors or {})
     except (ProtoDecodeError, AttributeDecodeError, UnicodeDecodeError) as e:
         raise DecodeError(f"request is not a valid ExportLogsServiceRequest: {e}") from None
 
 
-def _decode(request: Any, record_errors: dict[RecordPosition, str]) -> LogDecodeResult:
-    records, groups = common.gather(request.resource_logs, attrgetter("scope_logs"), attrgetter("log_records"))
-    n = len(records)
-    if n == 0:
-        return LogDecodeResult(LogBatch.empty())
+def _walked_columns(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> _RecordColumns:
+    """The columns of the records at ``[starts[i], ends[i])`` of ``data``, read in one
+    :class:`~.wire.FieldWalk`. Raises :class:`~.wire.Unusual` for records it does not handle
+    (then :func:`_parsed_columns` decides), including strings that are not UTF-8."""
+    src = np.frombuffer(data, np.uint8)
+    walk = wire.FieldWalk(src, starts, ends)
+    times = walk.fixed(_TIME, 8)
+    severities = walk.small_varint(_SEVERITY_NUMBER)
+    severity_texts = walk.length_delimited(_SEVERITY_TEXT)
+    bodies = walk.length_delimited(_BODY)
+    attr_rows, attr_starts, attr_ends = walk.repeated(_ATTRIBUTE)
+    dropped = walk.small_varint(_DROPPED)
+    flags = walk.fixed(_FLAGS, 4)
+    trace_ids = walk.length_delimited(_TRACE_ID)
+    span_ids = walk.length_delimited(_SPAN_ID)
+    observed = walk.fixed(_OBSERVED, 8)
+    event_names = walk.length_delimited(_EVENT_NAME)
+    walk.finish()
 
+    n = len(starts)
+    problems: dict[int, str] = {}
+    trace_id = _walked_ids(data, walk.rd, *trace_ids, "traceId", problems)
+    span_id = _walked_ids(data, walk.rd, *span_ids, "spanId", problems)
+    keys, values = decode_key_values_at(data, attr_starts, attr_ends)
+    body_text, body_value = _body_columns_at(data, *bodies)
+    return _RecordColumns(
+        time=times,
+        observed=observed,
+        severity_number=pa.array(severities),
+        severity_text=_walked_strings(data, *severity_texts),
+        body=body_text,
+        body_value=body_value,
+        attributes=col.map_array(np.bincount(attr_rows, minlength=n), keys, values),
+        dropped_attributes_count=pa.array(dropped.astype(np.uint32)),
+        flags=pa.array(flags),
+        trace_id=trace_id,
+        span_id=span_id,
+        event_name=_walked_strings(data, *event_names),
+        problems=problems,
+    )
+
+
+def _walked_strings(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+    if not (ends > starts).any():
+        return col.strings([""] * len(starts))
+    strings = wire.pieces(data, starts, ends)
+    try:
+        strings.validate(full=True)
+    except pa.ArrowInvalid:
+        raise wire.Unusual("a string that is not UTF-8") from None
+    return strings
+
+
+def _walked_ids(
+    data: pa.Buffer, rd: wire.Reader, starts: np.ndarray, ends: np.ndarray, field: str, problems: dict[int, str]
+) -> pa.Array:
+    """A correlation id column (empty and all-zero ids are NULL, see :func:`_correlation_ids`);
+    adds the records whose id has a wrong length to ``problems`` (a record's first problem
+    wins)."""
+    size = 16 if field == "traceId" else 8
+    length = ends - starts
+    absent = length == 0
+    bad = np.flatnonzero(~absent & (length != size))
+    for i in bad.tolist():
+        problems.setdefault(i, id_problem(field, rd.buf[starts[i] : ends[i]].tobytes(), size, optional=True))
+    full = np.flatnonzero(length == size)
+    null = absent
+    if len(full):
+        null = absent.copy()
+        null[full] = ~rd.byte(starts[full][:, None] + np.arange(size)).any(axis=1)
+    return wire.pieces(data, starts, ends, pa.binary(), null if null.any() else None)
+
+
+def _parsed_columns(records: list[bytes]) -> _RecordColumns:
+    """The columns of serialized records, parsed one by one by the official classes."""
+    parsed = [_LazyLogRecord.FromString(r) for r in records]
+    n = len(parsed)
     (
         times,
         observed,
@@ -123,79 +236,82 @@ def _decode(request: Any, record_errors: dict[RecordPosition, str]) -> LogDecode
         trace_ids,
         span_ids,
         event_names,
-    ) = [list(map(get, records)) for get in _RECORD_FIELDS]
-
-    problems = _check_records(trace_ids, span_ids, severities)
-    common.add_positional_errors(record_errors, groups, problems)
-
+    ) = [list(map(get, parsed)) for get in _RECORD_FIELDS]
     keys, values = decode_key_values(flatten(attributes))
-    attr_counts = np.fromiter(map(len, attributes), np.int64, n)
-    body_text, body_value = _body_columns(bodies)
+    body_text, body_value = _body_columns_at(*wire.packed(bodies))
+    return _RecordColumns(
+        time=np.fromiter(times, np.uint64, n),
+        observed=np.fromiter(observed, np.uint64, n),
+        severity_number=col.small_enums(severities),
+        severity_text=col.strings(severity_texts),
+        body=body_text,
+        body_value=body_value,
+        attributes=col.map_array(np.fromiter(map(len, attributes), np.int64, n), keys, values),
+        dropped_attributes_count=col.uint32s(dropped_attributes),
+        flags=col.uint32s(flags),
+        trace_id=_correlation_ids(trace_ids, _ZERO_TRACE_ID),
+        span_id=_correlation_ids(span_ids, _ZERO_SPAN_ID),
+        event_name=col.strings(event_names),
+        problems=_check_records(trace_ids, span_ids, severities),
+    )
+
+
+def _result(
+    columns: _RecordColumns, groups: list[common.ScopeGroup], record_errors: dict[RecordPosition, str]
+) -> LogDecodeResult:
+    problems = columns.problems
+    common.add_positional_errors(record_errors, groups, problems)
     group_of, group_cols = common.group_columns(groups)
+    n = len(group_of)
 
     # Time falls back to the observed time, which falls back to the time of receipt.
-    now = np.uint64(time.time_ns())
-    observed_u64 = np.fromiter(observed, np.uint64, n)
-    observed_u64[observed_u64 == 0] = now
-    time_u64 = np.fromiter(times, np.uint64, n)
-    time_u64 = np.where(time_u64 == 0, observed_u64, time_u64)
+    observed = columns.observed
+    observed[observed == 0] = np.uint64(time.time_ns())
+    times = np.where(columns.time == 0, observed, columns.time)
 
-    columns = [
-        pa.array(time_u64.view(np.int64)),
-        pa.array(observed_u64.view(np.int64)),
-        col.small_enums(severities),
-        col.strings(severity_texts),
-        body_text,
-        body_value,
-        col.map_array(attr_counts, keys, values),
-        col.uint32s(dropped_attributes),
-        col.uint32s(flags),
-        _correlation_ids(trace_ids, _ZERO_TRACE_ID),
-        _correlation_ids(span_ids, _ZERO_SPAN_ID),
-        col.strings(event_names),
-        *group_cols,
-        pa.array(np.frombuffer(os.urandom(8 * n), np.uint64)),
-    ]
-    table = pa.Table.from_arrays(columns, schema=LOG_SCHEMA)
-
+    table = pa.Table.from_arrays(
+        [
+            pa.array(times.view(np.int64)),
+            pa.array(observed.view(np.int64)),
+            columns.severity_number,
+            columns.severity_text,
+            columns.body,
+            columns.body_value,
+            columns.attributes,
+            columns.dropped_attributes_count,
+            columns.flags,
+            columns.trace_id,
+            columns.span_id,
+            columns.event_name,
+            *group_cols,
+            pa.array(np.frombuffer(os.urandom(8 * n), np.uint64)),
+        ],
+        schema=LOG_SCHEMA,
+    )
     message = common.rejection_message(problems, groups, _PATH, _NOUNS)
     table, groups = common.drop_rejected(table, problems, groups, group_of)
-    batch = LogBatch(table, *common.side_tables(groups))
-    return LogDecodeResult(batch, len(problems), message)
+    return LogDecodeResult(LogBatch(table, *common.side_tables(groups)), len(problems), message)
 
 
-def _body_columns(bodies: list[bytes]) -> tuple[pa.Array, pa.Array]:
-    """(``body``, ``body_value``) columns of serialized ``AnyValue`` bodies, as
-    :func:`~spanlake.log_model.body_columns` gives them one by one (and does, for the few that
-    are not cut out): a string body is its text and no value; any other body (or none) is its
-    string form and its encoded value.
+def _body_columns_at(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """(``body``, ``body_value``) columns of the serialized ``AnyValue`` bodies at
+    ``[starts[i], ends[i])`` of ``data``, as :func:`~spanlake.log_model.body_columns` gives them
+    one by one (and does, for the few that are not cut out): a string body is its text and no
+    value; any other body (or none) is its string form and its encoded value.
 
-    String bodies, nearly all of them, are cut out of the request's bytes by numpy and copied by
-    one Arrow ``take`` (``0x0A <length> <UTF-8>``, lengths up to two varint bytes, as
+    String bodies, nearly all of them, are cut out of the buffer by numpy and copied by one
+    Arrow ``take`` (``0x0A <length> <UTF-8>``, lengths up to two varint bytes, as
     :mod:`.decode_attributes` does for attribute values); the others are parsed one by one.
     """
-    n = len(bodies)
-    packed = pa.array(bodies, pa.binary())
-    bounds = np.frombuffer(packed.buffers()[1], np.int32, n + 1).astype(np.int64)
-    total = int(bounds[-1])
-    # Three bytes of padding: the header reads below never run past the buffer.
-    src = np.zeros(total + 3, np.uint8)
-    if total:
-        src[:total] = np.frombuffer(packed.buffers()[2], np.uint8, total)
-    starts, ends = bounds[:-1], bounds[1:]
-    b0 = src[starts + 1].astype(np.int64)
-    b1 = src[starts + 2].astype(np.int64)
+    n = len(starts)
+    rd = wire.Reader(np.frombuffer(data, np.uint8))
+    b0 = rd.byte(starts + 1).astype(np.int64)
+    b1 = rd.byte(starts + 2).astype(np.int64)
     two = b0 >= 0x80
     length = np.where(two, (b0 & 0x7F) | (b1 << 7), b0)
     text_start = starts + np.where(two, 3, 2)
-    is_string = (ends > starts) & (src[starts] == _STRING_TAG) & ~(two & (b1 >= 0x80)) & (text_start + length == ends)
-    # Pieces [header, text] per body; bodies that are not strings get an empty text piece.
-    cuts = np.empty((n, 2), np.int64)
-    cuts[:, 0] = starts
-    cuts[:, 1] = np.where(is_string, text_start, ends)
-    offsets = np.append(cuts.ravel(), total).astype(np.int32)
-    pieces = pa.StringArray.from_buffers(2 * n, pa.py_buffer(offsets), pa.py_buffer(src))
-    text = pieces.take(pa.array(np.arange(1, 2 * n, 2)))
+    is_string = (ends > starts) & (rd.byte(starts) == _STRING_TAG) & ~(two & (b1 >= 0x80)) & (text_start + length == ends)
+    text = wire.pieces(data, np.where(is_string, text_start, ends), ends)
     try:
         text.validate(full=True)
     except pa.ArrowInvalid as e:
@@ -205,7 +321,10 @@ def _body_columns(bodies: list[bytes]) -> tuple[pa.Array, pa.Array]:
     if len(others):
         # body_columns(encoded) of each: a string body (one cut out above had an unusual
         # header) is its text and no value; any other is its string form and its encoding.
-        pairs = [encode_proto_any_value_with_form(AnyValue.FromString(bodies[i])) for i in others.tolist()]
+        pairs = [
+            encode_proto_any_value_with_form(AnyValue.FromString(rd.buf[s:e].tobytes())) if e > s else _NO_BODY
+            for s, e in zip(starts[others].tolist(), ends[others].tolist())
+        ]
         forms = [form for _, form in pairs]
         values = [None if enc[:1] == "s" else enc for enc, _ in pairs]
         mask = pa.array(~is_string)
