@@ -31,6 +31,7 @@ import base64
 import hashlib
 import json
 import math
+from json.encoder import encode_basestring_ascii as _json_string
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -148,15 +149,71 @@ def encode_proto_any_value(av: Any) -> str:
 
 def encode_proto_any_value_with_form(av: Any) -> tuple[str, str]:
     """(``encode_proto_any_value(av)``, ``string_form`` of it) in one pass: for structured
-    values (log bodies) without encoding to JSON and parsing it back."""
+    values (log bodies) without building the OTLP/JSON document, encoding it and parsing it
+    back."""
     kind = av.WhichOneof("value")
     if kind not in ("array_value", "kvlist_value"):
         enc = encode_proto_any_value(av)
         return enc, string_form(enc)
-    # The proto's OTLP/JSON form is already canonical (``_canonical_json`` would not change it).
-    doc = proto_any_value_to_json(av)
-    enc = ("a" if kind == "array_value" else "k") + json.dumps(doc, separators=(",", ":"))
-    return enc, json.dumps(_json_to_python(doc), separators=(",", ":"), default=_b64)
+    try:
+        doc, form = _json_pair(av)
+    except _RepeatedKey:  # the string form is a JSON object: let a dict decide which wins
+        doc = json.dumps(proto_any_value_to_json(av), separators=(",", ":"))
+        return ("a" if kind == "array_value" else "k") + doc, string_form("k" + doc)
+    return ("a" if kind == "array_value" else "k") + doc, form
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _json_float(v: float) -> str:
+    # As json.dumps writes floats (it allows NaN and the infinities).
+    if v != v:
+        return "NaN"
+    if v in (math.inf, -math.inf):
+        return "Infinity" if v > 0 else "-Infinity"
+    return float.__repr__(v)
+
+
+def _json_pair(av: Any) -> tuple[str, str]:
+    """(compact OTLP/JSON of ``av``, compact JSON of its Python value), as ``json.dumps`` of
+    :func:`proto_any_value_to_json` and of :func:`_json_to_python` of it would write them."""
+    kind = av.WhichOneof("value")
+    if kind == "string_value":
+        text = _json_string(av.string_value)
+        return '{"stringValue":' + text + "}", text
+    if kind == "int_value":
+        text = str(av.int_value)
+        return '{"intValue":"' + text + '"}', text
+    if kind == "bool_value":
+        text = "true" if av.bool_value else "false"
+        return '{"boolValue":' + text + "}", text
+    if kind == "double_value":
+        text = _json_float(av.double_value)
+        return '{"doubleValue":' + text + "}", text
+    if kind == "bytes_value":
+        text = '"' + base64.b64encode(av.bytes_value).decode("ascii") + '"'
+        return '{"bytesValue":' + text + "}", text
+    if kind == "array_value":
+        pairs = [_json_pair(x) for x in av.array_value.values]
+        return (
+            '{"arrayValue":{"values":[' + ",".join(d for d, _ in pairs) + "]}}",
+            "[" + ",".join(f for _, f in pairs) + "]",
+        )
+    if kind == "kvlist_value":
+        entries = av.kvlist_value.values
+        keys = [_json_string(kv.key) for kv in entries]
+        if len(set(keys)) < len(keys):
+            raise _RepeatedKey
+        pairs = [_json_pair(kv.value) for kv in entries]
+        return (
+            '{"kvlistValue":{"values":['
+            + ",".join('{"key":' + k + ',"value":' + d + "}" for k, (d, _) in zip(keys, pairs))
+            + "]}}",
+            "{" + ",".join(k + ":" + f for k, (_, f) in zip(keys, pairs)) + "}",
+        )
+    return "{}", "null"
 
 
 def proto_any_value_to_json(av: Any) -> dict[str, Any]:

@@ -27,8 +27,10 @@ from spanlake.model import (
     SCOPE_SCHEMA,
     SPAN_SCHEMA,
     encode_proto_any_value,
+    encode_proto_any_value_with_form,
     resource_fingerprint,
     scope_fingerprint,
+    string_form,
 )
 
 TRACE_ID = bytes(range(1, 17))
@@ -392,6 +394,14 @@ def test_attribute_values_match_the_reference_encoding(pairs, fast):
         keys, values = decode_key_values(raws)
     expected = [(k, encode_proto_any_value(v)) for k, v in pairs]
     assert list(zip(keys.to_pylist(), values.to_pylist())) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(_values)
+def test_value_and_string_form_in_one_pass_match_the_reference(value):
+    # Log bodies: the encoding and its string form, written without a JSON round trip.
+    encoded = encode_proto_any_value(value)
+    assert encode_proto_any_value_with_form(value) == (encoded, string_form(encoded))
 
 
 @pytest.mark.parametrize("fast", [True, False])
