@@ -63,6 +63,7 @@ from spanlake.storage.ducklake.logs_reader import LogsReader
 from spanlake.storage.ducklake.reader import LakeReader
 from spanlake.storage.ducklake.value_index import ValueIndex
 from spanlake.storage.ducklake.writer import (
+    WRITER_NICENESS,
     GroupCommitWriter,
     SpanCommitter,
     WriteGroup,
@@ -167,6 +168,7 @@ class DuckLakeStore:
                 commit_max_spans=options.commit_max_spans,
                 combine=WriteGroup.of,
                 size=batch_rows,
+                niceness=WRITER_NICENESS,
             )
         self._stop = threading.Event()
         self._maintenance: threading.Thread | None = None

@@ -5,6 +5,7 @@ writer on its own (with a fake commit function, so grouping and failures are exa
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -15,7 +16,7 @@ import pytest
 
 from spanlake.model import RESOURCE_SCHEMA, SCOPE_SCHEMA, SPAN_SCHEMA, SpanBatch
 from spanlake.storage.api import GetTrace, StoreClosed, StoreError, TraceQuery
-from spanlake.storage.ducklake.writer import GroupCommitWriter
+from spanlake.storage.ducklake.writer import WRITER_NICENESS, GroupCommitWriter
 
 from .builders import BASE_NS, SEC, realistic_batch, simple_trace, tid
 from .child_writer import trace_batch, writer_trace_id
@@ -184,6 +185,29 @@ def test_writer_spaces_commits_under_load() -> None:
     # The first commit finds the writer idle; every later one starts a spacing after the last.
     assert gaps and min(gaps[1:] or gaps) >= 0.3 - 0.01, gaps
     assert len(commits.groups) <= 1 + 120 * 0.01 / 0.3 + 2
+
+
+def _own_priority() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_writer_thread_runs_nicer_than_the_process() -> None:
+    """Commits give way to the receivers' decoding when both want the CPU."""
+    seen: list[int] = []
+    w = GroupCommitWriter(lambda batch: seen.append(_own_priority()), max_queue_spans=100,
+                          commit_interval_s=0.01, commit_max_spans=100, niceness=3)
+    w.submit(_batch(1)).result(timeout=10)
+    w.close()
+    assert seen == [min(19, _own_priority() + 3)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_the_lake_writer_thread_runs_at_the_writer_niceness(lake_site: Site) -> None:
+    store = lake_site.open()
+    store.write_spans(simple_trace("nice", BASE_NS, 2, "nice-svc").build()).result(timeout=30)
+    writer = store._writer._thread  # type: ignore[attr-defined]
+    assert os.getpriority(os.PRIO_PROCESS, writer.native_id) == min(19, _own_priority() + WRITER_NICENESS)
 
 
 def test_writer_idle_commits_do_not_wait_for_the_spacing() -> None:
