@@ -1,12 +1,17 @@
 """Decode OTLP log export requests (protobuf or OTLP/JSON) into a :class:`LogBatch`.
 
-The protobuf path works as :mod:`.decode_traces` does, with the walk, resources, scopes and
-partial-success message of :mod:`.decode_common`: a lazy copy of the OTLP logs schema in which
-record attributes, bodies, the resource and the scope stay raw bytes; record fields read
-column-wise; all attributes of a request decoded at once by :mod:`.decode_attributes`; string
-bodies cut out of the request's bytes by numpy (:func:`_body_columns`), so no Python object is
-built per attribute or per body; resources and scopes decoded once per distinct serialized
-form, with the same rows and fingerprints as spans, so both signals share them.
+The protobuf path shares the request walk, resources, scopes and partial-success message of
+:mod:`.decode_common` with :mod:`.decode_traces`: a lazy copy of the OTLP logs schema in which
+the resource, the scope and every log record stay raw bytes. The records of a request are then
+read column-wise in one numpy walk over their bytes (:class:`~.wire.FieldWalk`,
+:func:`_walked_columns`): times, severities and flags gathered as arrays; strings, ids and
+string bodies cut out of the buffer by one Arrow ``take`` each; attributes decoded where they
+lie by :func:`~.decode_attributes.decode_key_values_at`; so no Python object is built per
+record field, attribute or body. Records in an encoding the walk does not expect (fields out
+of order, repeated or unknown, long varints) are parsed one by one by the official classes
+instead (:func:`_parsed_columns`), with the same result. Resources and scopes are decoded once
+per distinct serialized form, with the same rows and fingerprints as spans, so both signals
+share them.
 
 OTLP/JSON goes through ``json_format`` after :func:`~.otlp_json.hex_ids_to_proto_json` has
 turned the hex ids into the base64 ``json_format`` expects, then through the protobuf path.
