@@ -181,7 +181,7 @@ def _walked_columns(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> _R
         time=times,
         observed=observed,
         severity_number=pa.array(severities),
-        severity_text=_walked_strings(data, *severity_texts),
+        severity_text=wire.strings(data, *severity_texts),
         body=body_text,
         body_value=body_value,
         attributes=col.map_array(np.bincount(attr_rows, minlength=n), keys, values),
@@ -189,20 +189,9 @@ def _walked_columns(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> _R
         flags=pa.array(flags),
         trace_id=trace_id,
         span_id=span_id,
-        event_name=_walked_strings(data, *event_names),
+        event_name=wire.strings(data, *event_names),
         problems=problems,
     )
-
-
-def _walked_strings(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
-    if not (ends > starts).any():
-        return col.strings([""] * len(starts))
-    strings = wire.pieces(data, starts, ends)
-    try:
-        strings.validate(full=True)
-    except pa.ArrowInvalid:
-        raise wire.Unusual("a string that is not UTF-8") from None
-    return strings
 
 
 def _walked_ids(
@@ -221,7 +210,7 @@ def _walked_ids(
     null = absent
     if len(full):
         null = absent.copy()
-        null[full] = ~rd.byte(starts[full][:, None] + np.arange(size)).any(axis=1)
+        null[full] = wire.all_zero(rd, starts[full], size)
     return wire.pieces(data, starts, ends, pa.binary(), null if null.any() else None)
 
 

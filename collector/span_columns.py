@@ -138,10 +138,14 @@ def events(
     if not cols:
         return pa.ListArray.from_arrays(offsets(counts), _EMPTY_EVENTS, type=pa.list_(EVENT_TYPE))
     times, names, _, dropped = cols
-    items = pa.StructArray.from_arrays(
-        [int64_times(times), pa.array(names, pa.string()), map_array(attr_counts, keys, values), uint32s(dropped)],
-        fields=list(EVENT_TYPE),
+    return event_lists(
+        counts, int64_times(times), pa.array(names, pa.string()), map_array(attr_counts, keys, values), uint32s(dropped)
     )
+
+
+def event_lists(counts: np.ndarray, *fields: pa.Array) -> pa.Array:
+    """``list<EVENT_TYPE>`` of ``counts`` events per span from the event fields' arrays."""
+    items = pa.StructArray.from_arrays(list(fields), fields=list(EVENT_TYPE))
     return pa.ListArray.from_arrays(offsets(counts), items, type=pa.list_(EVENT_TYPE))
 
 
@@ -152,17 +156,20 @@ def links(
     if not cols:
         return pa.ListArray.from_arrays(offsets(counts), _EMPTY_LINKS, type=pa.list_(LINK_TYPE))
     trace_ids, span_ids, trace_states, flags, _, dropped = cols
-    items = pa.StructArray.from_arrays(
-        [
-            pa.array(trace_ids, pa.binary()),
-            pa.array(span_ids, pa.binary()),
-            strings(trace_states),
-            uint32s(flags),
-            map_array(attr_counts, keys, values),
-            uint32s(dropped),
-        ],
-        fields=list(LINK_TYPE),
+    return link_lists(
+        counts,
+        pa.array(trace_ids, pa.binary()),
+        pa.array(span_ids, pa.binary()),
+        strings(trace_states),
+        uint32s(flags),
+        map_array(attr_counts, keys, values),
+        uint32s(dropped),
     )
+
+
+def link_lists(counts: np.ndarray, *fields: pa.Array) -> pa.Array:
+    """``list<LINK_TYPE>`` of ``counts`` links per span from the link fields' arrays."""
+    items = pa.StructArray.from_arrays(list(fields), fields=list(LINK_TYPE))
     return pa.ListArray.from_arrays(offsets(counts), items, type=pa.list_(LINK_TYPE))
 
 

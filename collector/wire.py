@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["FieldWalk", "Reader", "Unusual", "pieces", "packed"]
+__all__ = ["FieldWalk", "Reader", "Unusual", "all_zero", "packed", "pieces", "strings"]
 
 
 class Unusual(Exception):
@@ -91,6 +91,36 @@ def pieces(
     return whole.take(pa.array(np.arange(1, 2 * n, 2), mask=null))
 
 
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_TAG_BYTES = {tag: bytes([tag]) for tag in range(0x80)}
+
+
+def strings(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """:func:`pieces` as a string array; raises :class:`Unusual` for one that is not UTF-8
+    (the official parse then reports it)."""
+    if not (ends > starts).any():
+        return pa.repeat(pa.scalar("", pa.string()), len(starts))
+    out = pieces(data, starts, ends)
+    try:
+        out.validate(full=True)
+    except pa.ArrowInvalid:
+        raise Unusual("a string that is not UTF-8") from None
+    return out
+
+
+def all_zero(rd: Reader, starts: np.ndarray, size: int) -> np.ndarray:
+    """Whether the ``size`` bytes at each of ``starts`` are all zero (ids that mean "none")."""
+    return ~rd.byte(starts[:, None] + np.arange(size)).any(axis=1)
+
+
 class FieldWalk:
     """A cursor in every message of a buffer, moved field by field in field-number order.
 
@@ -104,21 +134,28 @@ class FieldWalk:
         self.rd = Reader(buf)
         self.pos = starts.copy()
         self.ends = ends
+        self.last_at = np.zeros(0, np.int64)
+        self._skip = 1
 
     def _at(self, tag: int, rows: np.ndarray | None = None) -> np.ndarray:
-        """Messages (of ``rows``, or all) whose next field has ``tag`` (one-byte tags only)."""
-        if rows is None:
-            return np.flatnonzero((self.pos < self.ends) & (self.rd.byte(self.pos) == tag))
-        pos = self.pos[rows]
-        return rows[(pos < self.ends[rows]) & (self.rd.byte(pos) == tag)]
+        """Messages (of ``rows``, or all) whose next field has ``tag`` (``field << 3 | wire
+        type``); they are also :attr:`last_at` until the next read."""
+        pos = self.pos if rows is None else self.pos[rows]
+        here = pos < (self.ends if rows is None else self.ends[rows])
+        tag_bytes = _TAG_BYTES.get(tag) or _varint_bytes(tag)
+        for i, b in enumerate(tag_bytes):
+            here &= self.rd.byte(pos + i) == b
+        self.last_at = np.flatnonzero(here) if rows is None else rows[here]
+        self._skip = len(tag_bytes)
+        return self.last_at
 
     def fixed(self, tag: int, size: int) -> np.ndarray:
         """A fixed64 (``size`` 8) or fixed32 (4) field; 0 where absent."""
         out = np.zeros(len(self.pos), np.uint64 if size == 8 else np.uint32)
         at = self._at(tag)
         if len(at):
-            out[at] = self.rd.fixed(self.pos[at] + 1, size)
-            self.pos[at] += 1 + size
+            out[at] = self.rd.fixed(self.pos[at] + self._skip, size)
+            self.pos[at] += self._skip + size
         return out
 
     def small_varint(self, tag: int) -> np.ndarray:
@@ -126,18 +163,18 @@ class FieldWalk:
         out = np.zeros(len(self.pos), np.uint8)
         at = self._at(tag)
         if len(at):
-            value = self.rd.byte(self.pos[at] + 1)
+            value = self.rd.byte(self.pos[at] + self._skip)
             if (value >= 0x80).any():
                 raise Unusual(f"varint field {tag >> 3} above 127")
             out[at] = value
-            self.pos[at] += 2
+            self.pos[at] += self._skip + 1
         return out
 
     def _lengths(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        length, size, fits = self.rd.varint2(self.pos[at] + 1)
+        length, size, fits = self.rd.varint2(self.pos[at] + self._skip)
         if not fits.all():
             raise Unusual("length of more than two varint bytes")
-        start = self.pos[at] + 1 + size
+        start = self.pos[at] + self._skip + size
         end = start + length
         self.pos[at] = end
         return start, end
