@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["FieldWalk", "Reader", "Unusual", "all_zero", "packed", "pieces", "strings"]
+__all__ = ["FieldWalk", "Reader", "Unusual", "all_zero", "packed", "pieces", "strings", "varint"]
 
 
 class Unusual(Exception):
@@ -91,7 +91,8 @@ def pieces(
     return whole.take(pa.array(np.arange(1, 2 * n, 2), mask=null))
 
 
-def _varint_bytes(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """The varint encoding of a non-negative ``value``."""
     out = bytearray()
     while value >= 0x80:
         out.append(value & 0x7F | 0x80)
@@ -142,7 +143,7 @@ class FieldWalk:
         type``); they are also :attr:`last_at` until the next read."""
         pos = self.pos if rows is None else self.pos[rows]
         here = pos < (self.ends if rows is None else self.ends[rows])
-        tag_bytes = _TAG_BYTES.get(tag) or _varint_bytes(tag)
+        tag_bytes = _TAG_BYTES.get(tag) or varint(tag)
         for i, b in enumerate(tag_bytes):
             here &= self.rd.byte(pos + i) == b
         self.last_at = np.flatnonzero(here) if rows is None else rows[here]

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from spanlake.collector import decode_attributes, span_columns
+from spanlake.collector import decode_attributes, span_columns, wire
 from spanlake.collector.decode_attributes import decode_key_values
 from spanlake.collector.decode_traces import DecodeError, decode_export_trace_request
 from spanlake.model import (
@@ -32,6 +32,7 @@ from spanlake.model import (
     scope_fingerprint,
     string_form,
 )
+from tests.strategies import scalar_any_values
 
 TRACE_ID = bytes(range(1, 17))
 T0 = 1_700_000_000_000_000_000
@@ -354,14 +355,7 @@ def test_large_batch_with_mixed_spans():
 # Attribute values: the vectorized decoder equals the model's reference encoding
 # ---------------------------------------------------------------------------------------------
 
-_scalars = st.one_of(
-    st.text(max_size=300).map(lambda s: AnyValue(string_value=s)),
-    st.booleans().map(lambda b: AnyValue(bool_value=b)),
-    st.integers(-(2**63), 2**63 - 1).map(lambda i: AnyValue(int_value=i)),
-    st.floats(allow_nan=True).map(lambda f: AnyValue(double_value=f)),
-    st.binary(max_size=20).map(lambda b: AnyValue(bytes_value=b)),
-    st.just(AnyValue()),
-)
+_scalars = scalar_any_values()
 
 
 def _array(values: list[AnyValue]) -> AnyValue:
@@ -535,17 +529,8 @@ def test_truncated_request_raises_decode_error():
             decode_export_trace_request(data[:cut])
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _field(tag: int, payload: bytes) -> bytes:
-    return bytes([tag]) + _varint(len(payload)) + payload
+    return bytes([tag]) + wire.varint(len(payload)) + payload
 
 
 def request_of_span_bytes(span_bytes: bytes) -> bytes:

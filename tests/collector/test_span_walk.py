@@ -19,6 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from spanlake.collector import decode_attributes, decode_traces, span_columns, wire
 from spanlake.collector.decode_traces import DecodeError, decode_export_trace_request
+from tests.strategies import scalar_any_values
 
 T = 1_700_000_000_000_000_000
 
@@ -163,14 +164,7 @@ def test_a_name_that_is_not_utf8_fails_the_request() -> None:
         decode_export_trace_request(_request([raw] * 3))
 
 
-_values = st.one_of(
-    st.text(max_size=100).map(lambda s: AnyValue(string_value=s)),
-    st.integers(-(2**63), 2**63 - 1).map(lambda i: AnyValue(int_value=i)),
-    st.floats(allow_nan=True).map(lambda f: AnyValue(double_value=f)),
-    st.booleans().map(lambda b: AnyValue(bool_value=b)),
-    st.binary(max_size=10).map(lambda b: AnyValue(bytes_value=b)),
-    st.just(AnyValue()),
-)
+_values = scalar_any_values(max_text=100, max_bytes=10)
 _attributes = st.lists(st.tuples(st.sampled_from(["a", "b", "http.route", "db.system", "ключ"]), _values), max_size=4)
 
 

@@ -19,7 +19,8 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from spanlake.collector import decode_attributes, decode_logs, wire
 from spanlake.collector.decode_logs import DecodeError, decode_logs_protobuf
-from tests.logs.otlp_logs import make_log
+from tests.logs.otlp_logs import make_log, make_logs_request
+from tests.strategies import scalar_any_values
 
 T = 1_700_000_000_000_000_000
 
@@ -78,8 +79,6 @@ def test_sdk_shaped_records_take_the_walk_and_agree() -> None:
 
 def test_the_decoder_reads_sdk_records_without_parsing_them_one_by_one() -> None:
     records = [LogRecord.FromString(r) for r in _sdk_records(50)]
-    from tests.logs.otlp_logs import make_logs_request
-
     data = make_logs_request("walk", records).SerializeToString()
     with patch.object(decode_logs, "_parsed_columns", side_effect=AssertionError("parsed one by one")):
         result = decode_logs_protobuf(data)
@@ -142,14 +141,7 @@ def test_wrong_id_lengths_reject_their_records_with_the_same_message_both_ways()
     assert parsed["problems"] == {2: "traceId is 5 bytes, expected 16 or empty", 4: "spanId is 9 bytes, expected 8 or empty"}
 
 
-_values = st.one_of(
-    st.text(max_size=200).map(lambda s: AnyValue(string_value=s)),
-    st.integers(-(2**63), 2**63 - 1).map(lambda i: AnyValue(int_value=i)),
-    st.floats(allow_nan=True).map(lambda f: AnyValue(double_value=f)),
-    st.booleans().map(lambda b: AnyValue(bool_value=b)),
-    st.binary(max_size=20).map(lambda b: AnyValue(bytes_value=b)),
-    st.just(AnyValue()),
-)
+_values = scalar_any_values(max_text=200)
 
 
 @st.composite
