@@ -173,8 +173,8 @@ def _walked_columns(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> _R
 
     n = len(starts)
     problems: dict[int, str] = {}
-    trace_id = _walked_ids(data, walk.rd, *trace_ids, "traceId", problems)
-    span_id = _walked_ids(data, walk.rd, *span_ids, "spanId", problems)
+    trace_id = _walked_ids(data, walk.rd, *trace_ids, "traceId", 16, problems)
+    span_id = _walked_ids(data, walk.rd, *span_ids, "spanId", 8, problems)
     keys, values = decode_key_values_at(data, attr_starts, attr_ends)
     body_text, body_value = _body_columns_at(data, *bodies)
     return _RecordColumns(
@@ -195,12 +195,12 @@ def _walked_columns(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> _R
 
 
 def _walked_ids(
-    data: pa.Buffer, rd: wire.Reader, starts: np.ndarray, ends: np.ndarray, field: str, problems: dict[int, str]
+    data: pa.Buffer, rd: wire.Reader, starts: np.ndarray, ends: np.ndarray, field: str, size: int,
+    problems: dict[int, str],
 ) -> pa.Array:
-    """A correlation id column (empty and all-zero ids are NULL, see :func:`_correlation_ids`);
-    adds the records whose id has a wrong length to ``problems`` (a record's first problem
-    wins)."""
-    size = 16 if field == "traceId" else 8
+    """A correlation id column of ``size``-byte ids (empty and all-zero ids are NULL, see
+    :func:`_correlation_ids`); adds the records whose id has a wrong length to ``problems`` (a
+    record's first problem wins)."""
     length = ends - starts
     absent = length == 0
     bad = np.flatnonzero(~absent & (length != size))

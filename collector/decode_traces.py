@@ -40,12 +40,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from spanlake.collector import decode_common as common
 from spanlake.collector import span_columns as col
 from spanlake.collector import wire
-from spanlake.collector.decode_attributes import (
-    EMPTY_STRINGS,
-    AttributeDecodeError,
-    decode_key_values,
-    decode_key_values_at,
-)
+from spanlake.collector.decode_attributes import AttributeDecodeError, decode_key_values, decode_key_values_at
 from spanlake.collector.decode_common import DecodeError, flatten, id_problem, remember
 from spanlake.model import SPAN_SCHEMA, SpanBatch
 
@@ -267,8 +262,9 @@ def _walked_columns(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> tu
     trace_states = walk.length_delimited(_TRACE_STATE)
     parent_ids = walk.length_delimited(_PARENT_SPAN_ID)
     # flags (field 16) comes here in the .proto's declaration order, at the end in number order.
+    before = walk.pos.copy()
     flags = walk.fixed(_FLAGS, 4)
-    flagged = walk.last_at
+    flagged = walk.pos != before
     names = walk.length_delimited(_NAME)
     kinds = walk.small_varint(_KIND)
     start_u64 = walk.fixed(_START, 8)
@@ -280,8 +276,9 @@ def _walked_columns(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray) -> tu
     link_rows, link_starts, link_ends = walk.repeated(_LINK)
     dropped_links = walk.small_varint(_DROPPED_LINKS)
     status = walk.length_delimited(_STATUS)
+    before = walk.pos.copy()
     flags |= walk.fixed(_FLAGS, 4)
-    if len(flagged) and np.intersect1d(flagged, walk.last_at).size:
+    if (flagged & (walk.pos != before)).any():
         raise wire.Unusual("flags given twice")
     walk.finish()
     rd = walk.rd
@@ -333,7 +330,7 @@ def _check_walked_ids(rd: wire.Reader, trace_ids: _Ranges, span_ids: _Ranges, pa
 
 def _walked_events(data: pa.Buffer, src: np.ndarray, starts: np.ndarray, ends: np.ndarray, counts: np.ndarray) -> pa.Array:
     if not len(starts):  # the usual case; a walk over nothing still costs its ~40 calls
-        return col.events((), counts, counts, EMPTY_STRINGS, EMPTY_STRINGS)
+        return col.no_events(counts)
     walk = wire.FieldWalk(src, starts, ends)
     times = walk.fixed(_EVENT_TIME, 8)
     names = walk.length_delimited(_EVENT_NAME)
@@ -352,7 +349,7 @@ def _walked_events(data: pa.Buffer, src: np.ndarray, starts: np.ndarray, ends: n
 
 def _walked_links(data: pa.Buffer, src: np.ndarray, starts: np.ndarray, ends: np.ndarray, counts: np.ndarray) -> pa.Array:
     if not len(starts):
-        return col.links((), counts, counts, EMPTY_STRINGS, EMPTY_STRINGS)
+        return col.no_links(counts)
     walk = wire.FieldWalk(src, starts, ends)
     trace_ids = walk.length_delimited(_LINK_TRACE_ID)
     span_ids = walk.length_delimited(_LINK_SPAN_ID)

@@ -136,11 +136,16 @@ def events(
 ) -> pa.Array:
     """``list<EVENT_TYPE>`` from event columns (time, name, attributes, dropped)."""
     if not cols:
-        return pa.ListArray.from_arrays(offsets(counts), _EMPTY_EVENTS, type=pa.list_(EVENT_TYPE))
+        return no_events(counts)
     times, names, _, dropped = cols
     return event_lists(
         counts, int64_times(times), pa.array(names, pa.string()), map_array(attr_counts, keys, values), uint32s(dropped)
     )
+
+
+def no_events(counts: np.ndarray) -> pa.Array:
+    """``list<EVENT_TYPE>`` of empty lists (``counts`` is all zeros)."""
+    return pa.ListArray.from_arrays(offsets(counts), _EMPTY_EVENTS, type=pa.list_(EVENT_TYPE))
 
 
 def event_lists(counts: np.ndarray, *fields: pa.Array) -> pa.Array:
@@ -154,7 +159,7 @@ def links(
 ) -> pa.Array:
     """``list<LINK_TYPE>`` from link columns (trace id, span id, trace state, flags, attributes, dropped)."""
     if not cols:
-        return pa.ListArray.from_arrays(offsets(counts), _EMPTY_LINKS, type=pa.list_(LINK_TYPE))
+        return no_links(counts)
     trace_ids, span_ids, trace_states, flags, _, dropped = cols
     return link_lists(
         counts,
@@ -165,6 +170,11 @@ def links(
         map_array(attr_counts, keys, values),
         uint32s(dropped),
     )
+
+
+def no_links(counts: np.ndarray) -> pa.Array:
+    """``list<LINK_TYPE>`` of empty lists (``counts`` is all zeros)."""
+    return pa.ListArray.from_arrays(offsets(counts), _EMPTY_LINKS, type=pa.list_(LINK_TYPE))
 
 
 def link_lists(counts: np.ndarray, *fields: pa.Array) -> pa.Array:

@@ -135,47 +135,43 @@ class FieldWalk:
         self.rd = Reader(buf)
         self.pos = starts.copy()
         self.ends = ends
-        self.last_at = np.zeros(0, np.int64)
-        self._skip = 1
 
-    def _at(self, tag: int, rows: np.ndarray | None = None) -> np.ndarray:
+    def _at(self, tag: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, int]:
         """Messages (of ``rows``, or all) whose next field has ``tag`` (``field << 3 | wire
-        type``); they are also :attr:`last_at` until the next read."""
+        type``), and the tag's length in bytes."""
         pos = self.pos if rows is None else self.pos[rows]
         here = pos < (self.ends if rows is None else self.ends[rows])
         tag_bytes = _TAG_BYTES.get(tag) or varint(tag)
         for i, b in enumerate(tag_bytes):
             here &= self.rd.byte(pos + i) == b
-        self.last_at = np.flatnonzero(here) if rows is None else rows[here]
-        self._skip = len(tag_bytes)
-        return self.last_at
+        return (np.flatnonzero(here) if rows is None else rows[here]), len(tag_bytes)
 
     def fixed(self, tag: int, size: int) -> np.ndarray:
         """A fixed64 (``size`` 8) or fixed32 (4) field; 0 where absent."""
         out = np.zeros(len(self.pos), np.uint64 if size == 8 else np.uint32)
-        at = self._at(tag)
+        at, skip = self._at(tag)
         if len(at):
-            out[at] = self.rd.fixed(self.pos[at] + self._skip, size)
-            self.pos[at] += self._skip + size
+            out[at] = self.rd.fixed(self.pos[at] + skip, size)
+            self.pos[at] += skip + size
         return out
 
     def small_varint(self, tag: int) -> np.ndarray:
         """A varint field holding 0..127 (one byte); 0 where absent."""
         out = np.zeros(len(self.pos), np.uint8)
-        at = self._at(tag)
+        at, skip = self._at(tag)
         if len(at):
-            value = self.rd.byte(self.pos[at] + self._skip)
+            value = self.rd.byte(self.pos[at] + skip)
             if (value >= 0x80).any():
                 raise Unusual(f"varint field {tag >> 3} above 127")
             out[at] = value
-            self.pos[at] += self._skip + 1
+            self.pos[at] += skip + 1
         return out
 
-    def _lengths(self, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        length, size, fits = self.rd.varint2(self.pos[at] + self._skip)
+    def _lengths(self, at: np.ndarray, skip: int) -> tuple[np.ndarray, np.ndarray]:
+        length, size, fits = self.rd.varint2(self.pos[at] + skip)
         if not fits.all():
             raise Unusual("length of more than two varint bytes")
-        start = self.pos[at] + self._skip + size
+        start = self.pos[at] + skip + size
         end = start + length
         self.pos[at] = end
         return start, end
@@ -184,22 +180,22 @@ class FieldWalk:
         """A bytes, string or message field: (start, end) of its payload in the buffer; an
         empty range at the cursor where absent."""
         start, end = self.pos.copy(), self.pos.copy()
-        at = self._at(tag)
+        at, skip = self._at(tag)
         if len(at):
-            start[at], end[at] = self._lengths(at)
+            start[at], end[at] = self._lengths(at, skip)
         return start, end
 
     def repeated(self, tag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A repeated length-delimited field: (message index, start, end) of every element,
         by message, then in order within a message."""
         rows, starts, ends = [], [], []
-        at = self._at(tag)
+        at, skip = self._at(tag)
         while len(at):
-            start, end = self._lengths(at)
+            start, end = self._lengths(at, skip)
             rows.append(at)
             starts.append(start)
             ends.append(end)
-            at = self._at(tag, at)
+            at, skip = self._at(tag, at)
         if not rows:
             empty = np.zeros(0, np.int64)
             return empty, empty, empty
