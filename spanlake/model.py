@@ -31,8 +31,8 @@ import base64
 import hashlib
 import json
 import math
-from json.encoder import encode_basestring_ascii as _json_string
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, Iterable
 
 import numpy as np
@@ -155,12 +155,13 @@ def encode_proto_any_value_with_form(av: Any) -> tuple[str, str]:
     if kind not in ("array_value", "kvlist_value"):
         enc = encode_proto_any_value(av)
         return enc, string_form(enc)
+    tag = "a" if kind == "array_value" else "k"
     try:
         doc, form = _json_pair(av)
     except _RepeatedKey:  # the string form is a JSON object: let a dict decide which wins
-        doc = json.dumps(proto_any_value_to_json(av), separators=(",", ":"))
-        return ("a" if kind == "array_value" else "k") + doc, string_form("k" + doc)
-    return ("a" if kind == "array_value" else "k") + doc, form
+        enc = tag + json.dumps(proto_any_value_to_json(av), separators=(",", ":"))
+        return enc, string_form(enc)
+    return tag + doc, form
 
 
 class _RepeatedKey(Exception):
