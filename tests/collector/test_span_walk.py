@@ -19,6 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from spanlake.collector import decode_attributes, decode_traces, span_columns, wire
 from spanlake.collector.decode_traces import DecodeError, decode_export_trace_request
+from tests.e2e.otlp_builders import kv
 from tests.strategies import scalar_any_values
 
 T = 1_700_000_000_000_000_000
@@ -42,29 +43,21 @@ def _assert_same(walked: dict[str, pa.Array], parsed: dict[str, pa.Array]) -> No
         assert walked[name].to_pylist() == value.to_pylist(), name
 
 
-def _kv(key: str, value: object) -> KeyValue:
-    if isinstance(value, bool):
-        return KeyValue(key=key, value=AnyValue(bool_value=value))
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
-
-
 def _sdk_span(i: int) -> Span:
     span = Span(
         trace_id=bytes([1 + i % 200]) * 16, span_id=bytes([1 + i % 250]) * 8,
         parent_span_id=b"" if i % 4 == 0 else bytes([2]) * 8, name=f"GET /items/{i % 7}", kind=2,
         start_time_unix_nano=T + i, end_time_unix_nano=T + i + 1_000_000, flags=0x100 if i % 3 else 0,
-        attributes=[_kv("http.request.method", "GET"), _kv("http.route", f"/items/{i % 7}"), _kv("n", i),
-                    _kv("ok", True), _kv("net.peer.name", "db")],
+        attributes=[kv("http.request.method", "GET"), kv("http.route", f"/items/{i % 7}"), kv("n", i),
+                    kv("ok", True), kv("net.peer.name", "db")],
         status=Status(code=2, message="boom") if i % 9 == 0 else Status(),
     )
     if i % 5 == 0:
         span.events.add(time_unix_nano=T + i + 5, name="exception",
-                        attributes=[_kv("exception.type", "ValueError"), _kv("exception.message", f"bad {i}")])
+                        attributes=[kv("exception.type", "ValueError"), kv("exception.message", f"bad {i}")])
     if i % 11 == 0:
         span.links.add(trace_id=bytes([9]) * 16, span_id=bytes([8]) * 8, trace_state="a=b", flags=0x100,
-                       attributes=[_kv("link.kind", "follows")])
+                       attributes=[kv("link.kind", "follows")])
     return span
 
 
